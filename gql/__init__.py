@@ -1,0 +1,1 @@
+"""GraphQL gateway for custom email sending domains."""

@@ -1,0 +1,5 @@
+import sys
+
+from gql.cli import main
+
+sys.exit(main())

@@ -1,0 +1,111 @@
+"""The Starlette application: `create_app(settings)` builds everything; nothing at import time."""
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, WebSocketRoute
+
+from gql.db.embedded import embedded_database
+from gql.db.engine import Database, create_engine
+from gql.errors import DomainError
+from gql.graphql.schema import build_schema
+from gql.graphql.view import GatewayGraphQL
+from gql.rest.domains import patch_email_domain
+from gql.rest.responses import domain_error_response, error_response, json_response
+from gql.services.container import Services
+from gql.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness: the process answers."""
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Readiness: the database answers."""
+    services: Services = request.app.state.services
+    try:
+        await services.db.ping()
+    except DomainError as error:
+        return domain_error_response(error)
+    return json_response({"status": "ok"})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    code = codes.get(exc.status_code, "bad_request")
+    message = "No such endpoint: see /graphql and PATCH /api/email/domains/{id}."
+    if exc.status_code != 404:
+        message = str(exc.detail)
+    return error_response(exc.status_code, code, message, dict(exc.headers or {}))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    request_id = uuid.uuid4().hex
+    logger.error("unexpected error (request %s)", request_id, exc_info=exc)
+    return error_response(
+        500, "internal_error", f"Unexpected error. Reference: {request_id}."
+    )
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the gateway. With no DATABASE_URL, an embedded PostgreSQL is started on startup."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        url = settings.database_url
+        if url is None:
+            url = await asyncio.to_thread(embedded_database, settings.data_dir)
+        db = Database(create_engine(url, settings))
+        app.state.services = Services.build(db, settings)
+        try:
+            yield
+        finally:
+            await db.dispose()
+
+    graphql = GatewayGraphQL(
+        build_schema(settings),
+        graphql_ide="graphiql" if settings.graphiql else None,
+        allowed_origins=settings.cors_origins,
+    )
+    middleware = []
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST", "PATCH"],
+                allow_headers=["Authorization", "Content-Type"],
+                expose_headers=["Retry-After"],
+                max_age=600,
+            )
+        )
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/api/email/domains/{id}", patch_email_domain, methods=_ALL_METHODS),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        middleware=middleware,
+        exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    return app

@@ -1,0 +1,1 @@
+"""The data layer: tables, engine, migrations and every query."""

@@ -1,0 +1,79 @@
+"""SQLModel tables. These are storage, not API types: services convert rows explicitly."""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+STATUSES = ("pending", "verifying", "verified", "failed")
+
+
+def _timestamp(*, nullable: bool) -> Any:
+    return sa.Column(
+        sa.DateTime(timezone=True),
+        nullable=nullable,
+        server_default=None if nullable else sa.func.now(),
+    )
+
+
+class EmailDomainRow(SQLModel, table=True):
+    __tablename__ = "email_domains"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "status IN ('pending', 'verifying', 'verified', 'failed')", name="status"
+        ),
+        sa.UniqueConstraint("user_id", "domain"),
+        # Serves "a user's domains, newest first" (scanned backwards) and keyset pagination.
+        sa.Index(None, "user_id", "created_at", "id"),
+    )
+
+    id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, primary_key=True, server_default=sa.text("gen_random_uuid()")
+        )
+    )
+    user_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, nullable=False))
+    domain: str = Field(sa_column=sa.Column(sa.String(253), nullable=False))
+    agentmail_domain_id: str | None = Field(
+        default=None, sa_column=sa.Column(sa.String(255), nullable=True)
+    )
+    status: str = Field(
+        sa_column=sa.Column(sa.String(16), nullable=False, server_default="pending")
+    )
+    dns_records: list[dict[str, Any]] = Field(
+        sa_column=sa.Column(JSONB, nullable=False, server_default=sa.text("'[]'::jsonb"))
+    )
+    verified_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    created_at: datetime = Field(sa_column=_timestamp(nullable=False))
+    updated_at: datetime = Field(sa_column=_timestamp(nullable=False))
+
+
+class ApiKeyRow(SQLModel, table=True):
+    __tablename__ = "api_keys"
+
+    id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, primary_key=True, server_default=sa.text("gen_random_uuid()")
+        )
+    )
+    user_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, nullable=False, index=True))
+    prefix: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    key_hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False, unique=True))
+    created_at: datetime = Field(sa_column=_timestamp(nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+
+
+email_domains: sa.Table = EmailDomainRow.__table__  # type: ignore[attr-defined]
+api_keys: sa.Table = ApiKeyRow.__table__  # type: ignore[attr-defined]
+metadata = SQLModel.metadata

@@ -1,0 +1,1 @@
+"""The GraphQL transport: types, resolvers, context and error translation."""

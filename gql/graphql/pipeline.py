@@ -1,0 +1,145 @@
+"""What happens to an operation around execution: cached parsing and validation, and errors
+translated to the contract's `extensions.code` (unexpected ones masked and logged)."""
+
+import logging
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from cachetools import LRUCache
+from graphql import DocumentNode, GraphQLEnumType, GraphQLError, GraphQLSyntaxError, parse
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
+
+from gql.errors import DomainError, RateLimited, Unavailable
+
+logger = logging.getLogger(__name__)
+
+_UNKNOWN_ENUM_VALUE = re.compile(r"Value '[^']*' does not exist in '(\w+)' enum\.")
+
+
+@dataclass(slots=True)
+class _Entry:
+    document: DocumentNode
+    errors: list[GraphQLError] | None = field(default=None)
+
+
+class DocumentCache:
+    """Parsed documents and their validation errors, keyed by the query text.
+
+    Keyed by text rather than by AST: hashing a document AST on every hit costs more than the
+    lookup saves. Bounded, so unique query texts cannot grow memory without limit.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self._entries: LRUCache[str, _Entry] = LRUCache(maxsize=max(maxsize, 1))
+        self.enabled = maxsize > 0
+
+    def get(self, query: str) -> _Entry | None:
+        return self._entries.get(query) if self.enabled else None
+
+    def put(self, query: str, entry: _Entry) -> None:
+        if self.enabled:
+            self._entries[query] = entry
+
+
+class GatewayExtension(SchemaExtension):
+    """Created per operation (pass a factory), sharing one `DocumentCache`."""
+
+    def __init__(self, cache: DocumentCache) -> None:
+        self._cache = cache
+        self._entry: _Entry | None = None
+        self._validation_errors: list[GraphQLError] = []
+
+    def on_parse(self) -> Iterator[None]:
+        ctx = self.execution_context
+        if ctx.query is not None and ctx.graphql_document is None:
+            entry = self._cache.get(ctx.query)
+            if entry is None:
+                entry = _Entry(document=parse(ctx.query, **ctx.parse_options))
+                self._cache.put(ctx.query, entry)
+            self._entry = entry
+            ctx.graphql_document = entry.document
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        ctx = self.execution_context
+        entry = self._entry
+        if entry is not None and ctx.graphql_document is entry.document:
+            if entry.errors is None:
+                entry.errors = validate_document(
+                    ctx.schema._schema, entry.document, ctx.validation_rules
+                )
+            ctx.pre_execution_errors = list(entry.errors)
+            self._validation_errors = entry.errors
+        yield
+        if ctx.pre_execution_errors and not self._validation_errors:
+            self._validation_errors = list(ctx.pre_execution_errors)
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None or not result.errors:
+            return
+        result.errors = [self._translate(error) for error in result.errors]
+        self._set_retry_after(result.errors)
+
+    def _translate(self, error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        if isinstance(original, DomainError):
+            return error
+        if isinstance(error, GraphQLSyntaxError):
+            return _with_code(error, "GRAPHQL_PARSE_FAILED")
+        if any(error is v for v in self._validation_errors):
+            return _with_code(error, "GRAPHQL_VALIDATION_FAILED", self._enum_hint(error.message))
+        if original is None and error.path is None:
+            # Variables that do not fit their declared types, caught before execution.
+            return _with_code(error, "BAD_USER_INPUT", self._enum_hint(error.message))
+        request_id = uuid.uuid4().hex
+        logger.error(
+            "unexpected error in GraphQL operation (request %s) at %s",
+            request_id,
+            error.path,
+            exc_info=original or error,
+        )
+        return GraphQLError(
+            f"Unexpected error. Reference: {request_id}.",
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+        )
+
+    def _enum_hint(self, message: str) -> str:
+        match = _UNKNOWN_ENUM_VALUE.search(message)
+        if match is None:
+            return message
+        enum_type = self.execution_context.schema._schema.get_type(match.group(1))
+        if not isinstance(enum_type, GraphQLEnumType):
+            return message
+        allowed = ", ".join(enum_type.values)
+        return f"{message} Allowed values: {allowed}."
+
+    def _set_retry_after(self, errors: list[GraphQLError]) -> None:
+        delays = [
+            e.original_error.retry_after
+            for e in errors
+            if isinstance(e.original_error, RateLimited | Unavailable)
+        ]
+        response = getattr(self.execution_context.context, "response", None)
+        if delays and response is not None and hasattr(response, "headers"):
+            response.headers["Retry-After"] = str(max(delays))
+
+
+def _with_code(error: GraphQLError, code: str, message: str | None = None) -> GraphQLError:
+    return GraphQLError(
+        message or error.message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=error.original_error,
+        extensions={**(error.extensions or {}), "code": code},
+    )

@@ -1,0 +1,122 @@
+"""Query and Mutation, and the schema built from them."""
+
+import uuid
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import DisableIntrospection, SchemaExtension
+from strawberry.types import ExecutionContext, Info
+
+from gql.graphql.context import GatewayContext
+from gql.graphql.pipeline import DocumentCache, GatewayExtension
+from gql.graphql.types import (
+    Domain,
+    DomainEdge,
+    DomainStatus,
+    DomainStatusInput,
+    PageInfo,
+    to_status,
+)
+from gql.models import Principal, Status
+from gql.services.domains import encode_cursor
+from gql.settings import Settings
+
+GatewayInfo = Info[GatewayContext, None]
+
+
+@strawberry.type(description="A page of domains (Relay connection), newest first.")
+class DomainConnection:
+    edges: list[DomainEdge]
+    page_info: PageInfo
+    principal: strawberry.Private[Principal]
+    status: strawberry.Private[Status | None]
+
+    @strawberry.field(description="How many of the caller's domains match the filter, all pages.")
+    async def total_count(self, info: GatewayInfo) -> int:
+        return await info.context.services.domains.count(self.principal, status=self.status)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        description="One of the caller's domains; null when it does not exist or is not the caller's."
+    )
+    async def email_domain(self, info: GatewayInfo, id: uuid.UUID) -> Domain | None:  # noqa: A002
+        ctx = info.context
+        record = await ctx.services.domains.find(await ctx.principal(), id)
+        return None if record is None else Domain.from_record(record)
+
+    @strawberry.field(
+        description=(
+            "The caller's domains, newest first (Relay connection: edges/node/cursor, pageInfo, "
+            "totalCount). `first` is at most 100."
+        )
+    )
+    async def email_domains(
+        self,
+        info: GatewayInfo,
+        first: int | None = 50,
+        after: str | None = None,
+        status: DomainStatus | None = None,
+    ) -> DomainConnection:
+        ctx = info.context
+        principal = await ctx.principal()
+        wanted = None if status is None else to_status(status)
+        page = await ctx.services.domains.list_page(
+            principal, first=50 if first is None else first, after=after, status=wanted
+        )
+        edges = [DomainEdge(node=Domain.from_record(r), cursor=encode_cursor(r)) for r in page.records]
+        return DomainConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=False,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+            principal=principal,
+            status=wanted,
+        )
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        description=(
+            "Override the cached domain status. Intended for client-driven state changes like "
+            "marking a domain failed after the frontend's verification timeout elapses. This "
+            "does NOT touch AgentMail or DNS — the next verify or list sync will overwrite this "
+            "value if the live AgentMail state disagrees. Setting the current status is a no-op "
+            "(updatedAt unchanged)."
+        )
+    )
+    async def update_email_domain_status(
+        self,
+        info: GatewayInfo,
+        id: uuid.UUID,  # noqa: A002
+        status: DomainStatusInput,
+    ) -> Domain:
+        ctx = info.context
+        record = await ctx.services.domains.override_status(
+            await ctx.principal(), id, to_status(status)
+        )
+        return Domain.from_record(record)
+
+
+class GatewaySchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Errors are logged by `GatewayExtension`, once, and only when unexpected."""
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    cache = DocumentCache(settings.graphql_document_cache_size)
+    extensions: list[type[SchemaExtension] | SchemaExtension] = []
+    if not settings.introspection:
+        extensions.append(DisableIntrospection)
+    return GatewaySchema(
+        query=Query,
+        mutation=Mutation,
+        extensions=[*extensions, lambda: GatewayExtension(cache)],  # type: ignore[list-item]
+    )

@@ -1,0 +1,93 @@
+"""GraphQL types, converted explicitly from service records."""
+
+import enum
+import uuid
+from datetime import datetime
+
+import strawberry
+
+from gql.models import DnsRecord as DnsRecordValue
+from gql.models import DomainRecord, Status
+
+
+@strawberry.enum(description="Where a domain stands in verification.")
+class DomainStatus(enum.Enum):
+    PENDING = "pending"
+    VERIFYING = "verifying"
+    VERIFIED = "verified"
+    FAILED = "failed"
+
+
+@strawberry.enum(
+    description=(
+        "Statuses a client may set. VERIFIED is absent on purpose: only verification can mark "
+        "a domain verified."
+    )
+)
+class DomainStatusInput(enum.Enum):
+    PENDING = "pending"
+    VERIFYING = "verifying"
+    FAILED = "failed"
+
+
+def to_status(value: DomainStatus | DomainStatusInput) -> Status:
+    return Status(value.value)
+
+
+@strawberry.type(description="A DNS record the domain's owner must publish.")
+class DnsRecord:
+    type: str = strawberry.field(description="Record type: TXT, CNAME or MX.")
+    name: str = strawberry.field(description="Host name the record is published at.")
+    value: str = strawberry.field(description="Record content.")
+    priority: int | None = strawberry.field(description="MX priority; null for other types.")
+
+    @classmethod
+    def from_value(cls, record: DnsRecordValue) -> "DnsRecord":
+        return cls(type=record.type, name=record.name, value=record.value, priority=record.priority)
+
+
+@strawberry.type(description="A custom sending domain owned by the caller.")
+class Domain:
+    id: uuid.UUID
+    user_id: uuid.UUID = strawberry.field(description="The owner.")
+    domain: str = strawberry.field(description="Lower-case host name, e.g. acme.com.")
+    agentmail_domain_id: str | None = strawberry.field(
+        description="Id of the domain at the verification provider (AgentMail)."
+    )
+    status: DomainStatus
+    dns_records: list[DnsRecord] = strawberry.field(
+        description="The records the owner must publish."
+    )
+    verified_at: datetime | None = strawberry.field(
+        description="When the provider last confirmed the domain."
+    )
+    created_at: datetime
+    updated_at: datetime = strawberry.field(description="Moves forward on every change.")
+
+    @classmethod
+    def from_record(cls, record: DomainRecord) -> "Domain":
+        return cls(
+            id=record.id,
+            user_id=record.user_id,
+            domain=record.domain,
+            agentmail_domain_id=record.agentmail_domain_id,
+            status=DomainStatus(record.status.value),
+            dns_records=[DnsRecord.from_value(r) for r in record.dns_records],
+            verified_at=record.verified_at,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+        )
+
+
+@strawberry.type(description="Relay page information.")
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type(description="A domain and the cursor to continue after it.")
+class DomainEdge:
+    node: Domain
+    cursor: str

@@ -1,0 +1,30 @@
+"""The Strawberry view mounted on /graphql."""
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from gql.graphql.context import GatewayContext
+
+
+class GatewayGraphQL(GraphQL[GatewayContext, None]):
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # Only browsers asking for HTML get GraphiQL; API clients that send `Accept: */*`
+        # (Apollo Client does) get a GraphQL answer instead of a web page.
+        return (
+            request.method == "GET"
+            and request.query_params.get("query") is None
+            and "text/html" in request.headers.get("accept", "")
+        )
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> GatewayContext:
+        return GatewayContext(request, response, request.app.state.services)

@@ -1,0 +1,68 @@
+"""Plain values passed between layers: what services return and transports render."""
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+
+class Status(enum.StrEnum):
+    PENDING = "pending"
+    VERIFYING = "verifying"
+    VERIFIED = "verified"
+    FAILED = "failed"
+
+
+OVERRIDABLE_STATUSES = (Status.PENDING, Status.VERIFYING, Status.FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class DnsRecord:
+    type: str
+    name: str
+    value: str
+    priority: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DomainRecord:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    domain: str
+    agentmail_domain_id: str | None
+    status: Status
+    dns_records: tuple[DnsRecord, ...]
+    verified_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Position after which the next page starts (newest first)."""
+
+    created_at: datetime
+    id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class DomainPage:
+    records: tuple[DomainRecord, ...]
+    has_next_page: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: every read and write is scoped to `user_id`."""
+
+    user_id: uuid.UUID
+    via: str

@@ -1,0 +1,1 @@
+"""The legacy REST transport: `PATCH /api/email/domains/{id}`."""

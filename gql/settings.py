@@ -1,0 +1,83 @@
+"""Configuration, read from the environment (and an optional `.env` file)."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "dev-secret", ""})
+
+
+def asyncpg_url(url: str) -> str:
+    """Accept `postgresql://` and `postgres://` URLs as well as `postgresql+asyncpg://`."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url.removeprefix(prefix)
+    raise ValueError(
+        "DATABASE_URL must start with postgresql:// or postgresql+asyncpg:// "
+        f"(got {url.split('://', 1)[0]}://…)"
+    )
+
+
+class Settings(BaseSettings):
+    """Every setting has a safe default for development; production refuses unsafe ones."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL; when unset an embedded server is started in DATA_DIR.",
+    )
+    data_dir: Path = Path(".data")
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_connect_timeout: float = Field(default=5.0, gt=0)
+    db_pool_timeout: float = Field(default=5.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=5000, ge=0)
+
+    jwt_secret: SecretStr | None = None
+    jwt_public_key: SecretStr | None = None
+    jwt_algorithms: list[str] = ["HS256"]
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_leeway_seconds: int = Field(default=30, ge=0)
+    api_key_cache_seconds: float = Field(default=10.0, ge=0)
+
+    max_body_bytes: int = Field(default=64 * 1024, ge=1)
+    rate_limit: str = "600/minute"
+    rate_limit_anonymous: str = "60/minute"
+
+    graphiql: bool = True
+    introspection: bool = True
+    graphql_document_cache_size: int = Field(default=512, ge=0)
+    cors_origins: list[str] = []
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    access_log: bool = True
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_database_url(cls, value: str | None) -> str | None:
+        return None if value is None or value == "" else asyncpg_url(value)
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _no_none_algorithm(cls, value: list[str]) -> list[str]:
+        if not value or any(alg.lower() == "none" for alg in value):
+            raise ValueError("JWT_ALGORITHMS must list real algorithms, e.g. [\"HS256\"]")
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> "Settings":
+        if self.environment != "production":
+            return self
+        secret = self.jwt_secret.get_secret_value() if self.jwt_secret else None
+        if secret is not None and (secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 32):
+            raise ValueError("JWT_SECRET must be a real secret of at least 32 characters")
+        if self.database_url is None:
+            raise ValueError("DATABASE_URL is required in production (no embedded server)")
+        return self
