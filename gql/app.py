@@ -57,9 +57,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     request_id = uuid.uuid4().hex
     logger.error("unexpected error (request %s)", request_id, exc_info=exc)
-    return error_response(
-        500, "internal_error", f"Unexpected error. Reference: {request_id}."
-    )
+    return error_response(500, "internal_error", f"Unexpected error. Reference: {request_id}.")
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

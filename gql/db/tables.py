@@ -39,9 +39,7 @@ class EmailDomainRow(SQLModel, table=True):
     )
 
     id: uuid.UUID = Field(
-        sa_column=sa.Column(
-            sa.Uuid, primary_key=True, server_default=sa.text("gen_random_uuid()")
-        )
+        sa_column=sa.Column(sa.Uuid, primary_key=True, server_default=sa.text("gen_random_uuid()"))
     )
     user_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, nullable=False))
     domain: str = Field(sa_column=sa.Column(sa.String(253), nullable=False))
@@ -63,9 +61,7 @@ class ApiKeyRow(SQLModel, table=True):
     __tablename__ = "api_keys"
 
     id: uuid.UUID = Field(
-        sa_column=sa.Column(
-            sa.Uuid, primary_key=True, server_default=sa.text("gen_random_uuid()")
-        )
+        sa_column=sa.Column(sa.Uuid, primary_key=True, server_default=sa.text("gen_random_uuid()"))
     )
     user_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, nullable=False, index=True))
     prefix: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))

@@ -57,7 +57,12 @@ class GatewayExtension(SchemaExtension):
         if ctx.query is not None and ctx.graphql_document is None:
             entry = self._cache.get(ctx.query)
             if entry is None:
-                entry = _Entry(document=parse(ctx.query, **ctx.parse_options))
+                try:
+                    entry = _Entry(document=parse(ctx.query, **ctx.parse_options))
+                except GraphQLError:
+                    # Left to Strawberry's own parse, which reports the syntax error.
+                    yield
+                    return
                 self._cache.put(ctx.query, entry)
             self._entry = entry
             ctx.graphql_document = entry.document
@@ -93,7 +98,7 @@ class GatewayExtension(SchemaExtension):
             return _with_code(error, "GRAPHQL_PARSE_FAILED")
         if any(error is v for v in self._validation_errors):
             return _with_code(error, "GRAPHQL_VALIDATION_FAILED", self._enum_hint(error.message))
-        if original is None and error.path is None:
+        if error.path is None and (original is None or isinstance(original, GraphQLError)):
             # Variables that do not fit their declared types, caught before execution.
             return _with_code(error, "BAD_USER_INPUT", self._enum_hint(error.message))
         request_id = uuid.uuid4().hex

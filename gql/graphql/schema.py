@@ -39,9 +39,11 @@ class DomainConnection:
 @strawberry.type
 class Query:
     @strawberry.field(
-        description="One of the caller's domains; null when it does not exist or is not the caller's."
+        description=(
+            "One of the caller's domains; null when it does not exist or is not the caller's."
+        )
     )
-    async def email_domain(self, info: GatewayInfo, id: uuid.UUID) -> Domain | None:  # noqa: A002
+    async def email_domain(self, info: GatewayInfo, id: uuid.UUID) -> Domain | None:
         ctx = info.context
         record = await ctx.services.domains.find(await ctx.principal(), id)
         return None if record is None else Domain.from_record(record)
@@ -65,7 +67,9 @@ class Query:
         page = await ctx.services.domains.list_page(
             principal, first=50 if first is None else first, after=after, status=wanted
         )
-        edges = [DomainEdge(node=Domain.from_record(r), cursor=encode_cursor(r)) for r in page.records]
+        edges = [
+            DomainEdge(node=Domain.from_record(r), cursor=encode_cursor(r)) for r in page.records
+        ]
         return DomainConnection(
             edges=edges,
             page_info=PageInfo(
@@ -93,7 +97,7 @@ class Mutation:
     async def update_email_domain_status(
         self,
         info: GatewayInfo,
-        id: uuid.UUID,  # noqa: A002
+        id: uuid.UUID,
         status: DomainStatusInput,
     ) -> Domain:
         ctx = info.context

@@ -52,7 +52,7 @@ def _too_large(limit: int) -> Response:
     return error_response(
         413,
         "payload_too_large",
-        f"The request body is larger than {limit} bytes; send only {{\"status\": ...}}.",
+        f'The request body is larger than {limit} bytes; send only {{"status": ...}}.',
     )
 
 
@@ -68,9 +68,11 @@ def _parse_status_body(body: dict[str, object]) -> object:
     unknown = sorted(set(body) - {"status"})
     if unknown:
         names = ", ".join(f"`{name}`" for name in unknown)
-        raise InvalidInput(f"Unknown member(s) {names}: the body must be exactly {{\"status\": ...}}.")
+        raise InvalidInput(
+            f'Unknown member(s) {names}: the body must be exactly {{"status": ...}}.'
+        )
     if "status" not in body:
-        raise InvalidInput("`status` is required: send {\"status\": \"failed\"}, for example.")
+        raise InvalidInput('`status` is required: send {"status": "failed"}, for example.')
     return body["status"]
 
 
@@ -80,7 +82,7 @@ async def patch_email_domain(request: Request) -> Response:
         return error_response(
             405,
             "method_not_allowed",
-            f"{request.method} is not supported here; use PATCH with {{\"status\": ...}}.",
+            f'{request.method} is not supported here; use PATCH with {{"status": ...}}.',
             {"Allow": ALLOWED_METHODS},
         )
     services: Services = request.app.state.services
@@ -109,7 +111,7 @@ async def patch_email_domain(request: Request) -> Response:
             return error_response(
                 400,
                 "invalid_json",
-                "The body must be a JSON object such as {\"status\": \"failed\"}.",
+                'The body must be a JSON object such as {"status": "failed"}.',
             )
         domain_id = _parse_id(request.path_params["id"])
         status = parse_override_status(_parse_status_body(body))

@@ -53,5 +53,4 @@ class SeedService:
                 }
             )
         async with self._db.connect() as conn:
-            records = await repo.insert_many(conn, user_id=user_id, rows=rows)
-        return records
+            return await repo.insert_many(conn, user_id=user_id, rows=rows)

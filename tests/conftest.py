@@ -1,0 +1,172 @@
+"""Fixtures: a real PostgreSQL database per test session, the app, and owners with data.
+
+With TEST_DATABASE_URL (CI), a fresh database is created on that server and dropped at the end;
+without it, an embedded server is started in a temporary folder.
+"""
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import jwt
+import pytest
+from sqlalchemy.engine import make_url
+from starlette.applications import Starlette
+
+from gql.app import create_app
+from gql.db import domains as domains_repo
+from gql.db.embedded import start_embedded
+from gql.db.engine import Database, create_engine
+from gql.db.migrate import upgrade
+from gql.models import DomainRecord, Principal
+from gql.services.container import Services
+from gql.services.seed import sample_records
+from gql.settings import Settings, asyncpg_url
+
+JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+
+
+def _plain_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server_url = os.environ.get("TEST_DATABASE_URL")
+    if server_url:
+        server_url = asyncpg_url(server_url)
+    else:
+        server_url = start_embedded(tmp_path_factory.mktemp("pg"))
+    name = f"gql_test_{uuid.uuid4().hex[:12]}"
+    admin_dsn = _plain_dsn(server_url)
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "test",
+        "database_url": database_url,
+        "jwt_secret": JWT_SECRET,
+        "rate_limit": "100000/minute",
+        "rate_limit_anonymous": "100000/minute",
+        "api_key_cache_seconds": 0,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@asynccontextmanager
+async def running(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan and give an HTTP client bound to it in process."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as c:
+            yield c
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def services(app: Starlette) -> Services:
+    result: Services = app.state.services
+    return result
+
+
+@pytest.fixture(scope="session")
+async def db(settings: Settings, database_url: str) -> AsyncIterator[Database]:
+    database = Database(create_engine(database_url, settings))
+    yield database
+    await database.dispose()
+
+
+@dataclass
+class Owner:
+    """A user with an API key and some domains, isolated from every other test by its id."""
+
+    user_id: uuid.UUID
+    key: str
+    domains: list[DomainRecord]
+
+    @property
+    def principal(self) -> Principal:
+        return Principal(user_id=self.user_id, via="api_key")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+async def create_domains(
+    db: Database, user_id: uuid.UUID, statuses: list[str], *, verified_at: datetime | None = None
+) -> list[DomainRecord]:
+    """Domains with distinct creation times, oldest first, so "newest first" is observable."""
+    base = datetime.now(UTC) - timedelta(hours=len(statuses))
+    rows = []
+    for i, status in enumerate(statuses):
+        name = f"d{i}-{uuid.uuid4().hex[:8]}.example.com"
+        rows.append(
+            {
+                "domain": name,
+                "agentmail_domain_id": name,
+                "status": status,
+                "dns_records": sample_records(name),
+                "verified_at": verified_at,
+                "created_at": base + timedelta(minutes=i),
+                "updated_at": base + timedelta(minutes=i),
+            }
+        )
+    async with db.connect() as conn:
+        return await domains_repo.insert_many(conn, user_id=user_id, rows=rows)
+
+
+@pytest.fixture
+def make_owner(services: Services, db: Database) -> Any:
+    async def make(statuses: list[str] | None = None) -> Owner:
+        user_id = uuid.uuid4()
+        key, _ = await services.api_keys.create(user_id)
+        domains = await create_domains(db, user_id, statuses or ["pending", "verified"])
+        return Owner(user_id=user_id, key=key, domains=domains)
+
+    return make
+
+
+def session_token(sub: object, *, secret: str = JWT_SECRET, **claims: Any) -> str:
+    payload: dict[str, Any] = {"sub": str(sub), "exp": datetime.now(UTC) + timedelta(minutes=5)}
+    payload.update(claims)
+    return jwt.encode({k: v for k, v in payload.items() if v is not None}, secret, "HS256")
