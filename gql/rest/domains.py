@@ -57,7 +57,7 @@ def _too_large(limit: int) -> Response:
 
 
 def _parse_id(raw: str) -> uuid.UUID:
-    if ID_PATTERN.match(raw) is None:
+    if ID_PATTERN.fullmatch(raw) is None:
         raise InvalidInput(
             f"`{raw[:64]}` is not a domain id: use the UUID `id` of one of your domains."
         )
