@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     def _normalise_database_url(cls, value: str | None) -> str | None:
         return None if value is None or value == "" else asyncpg_url(value)
 
+    @field_validator("jwt_secret", "jwt_public_key", mode="before")
+    @classmethod
+    def _empty_means_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("jwt_algorithms")
     @classmethod
     def _no_none_algorithm(cls, value: list[str]) -> list[str]:

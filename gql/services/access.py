@@ -110,5 +110,5 @@ class AccessService:
                 },
             )
             return uuid.UUID(str(claims["sub"]))
-        except (jwt.InvalidTokenError, ValueError):
+        except (jwt.PyJWTError, ValueError):
             raise Unauthenticated(_INVALID) from None
