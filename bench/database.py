@@ -9,7 +9,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from gql.db.embedded import start_embedded
-from gql.db.engine import Database, create_engine
+from gql.db.engine import Database
 from gql.db.migrate import upgrade
 from gql.services.container import Services
 from gql.settings import Settings, asyncpg_url
@@ -126,14 +126,15 @@ def seed(database: BenchDatabase, domains: int) -> Seed:
     settings = Settings(_env_file=None, database_url=database.url)
 
     async def run() -> Seed:
-        db = Database(create_engine(database.url, settings))
+        db = Database(database.url, settings)
+        await db.open()
         try:
             services = Services.build(db, settings)
             user_id = uuid.uuid4()
             records = await services.seed.seed(user_id, domains)
             key, _ = await services.api_keys.create(user_id)
         finally:
-            await db.dispose()
+            await db.close()
         return Seed(user_id=user_id, api_key=key, domain_ids=[r.id for r in records])
 
     return asyncio.run(run())

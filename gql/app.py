@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from gql.db.embedded import embedded_database
-from gql.db.engine import Database, create_engine
+from gql.db.engine import Database
 from gql.errors import DomainError
 from gql.graphql.schema import build_schema
 from gql.graphql.view import GatewayGraphQL
@@ -69,12 +69,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         url = settings.database_url
         if url is None:
             url = await asyncio.to_thread(embedded_database, settings.data_dir)
-        db = Database(create_engine(url, settings))
+        db = Database(url, settings)
+        await db.open()
         app.state.services = Services.build(db, settings)
         try:
             yield
         finally:
-            await db.dispose()
+            await db.close()
 
     graphql = GatewayGraphQL(
         build_schema(settings),

@@ -15,7 +15,7 @@ import uvicorn
 
 from gql.app import create_app
 from gql.db.embedded import embedded_database
-from gql.db.engine import Database, create_engine
+from gql.db.engine import Database
 from gql.db.migrate import upgrade
 from gql.errors import DomainError
 from gql.graphql.schema import build_schema
@@ -35,11 +35,12 @@ def _with_services(settings: Settings, work: Callable[[Services], Awaitable[T]])
     url = _database_url(settings)
 
     async def run() -> T:
-        db = Database(create_engine(url, settings))
+        db = Database(url, settings)
+        await db.open()
         try:
             return await work(Services.build(db, settings))
         finally:
-            await db.dispose()
+            await db.close()
 
     return asyncio.run(run())
 

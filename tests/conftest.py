@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from gql.app import create_app
 from gql.db import domains as domains_repo
 from gql.db.embedded import start_embedded
-from gql.db.engine import Database, create_engine
+from gql.db.engine import Database, driver_dsn
 from gql.db.migrate import upgrade
 from gql.models import DomainRecord, Principal
 from gql.services.container import Services
@@ -31,10 +31,6 @@ from gql.services.seed import sample_records
 from gql.settings import Settings, asyncpg_url
 
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
-
-
-def _plain_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +41,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     else:
         server_url = start_embedded(tmp_path_factory.mktemp("pg"))
     name = f"gql_test_{uuid.uuid4().hex[:12]}"
-    admin_dsn = _plain_dsn(server_url)
+    admin_dsn = driver_dsn(server_url)
 
     async def admin(sql: str) -> None:
         conn = await asyncpg.connect(admin_dsn)
@@ -110,9 +106,10 @@ def services(app: Starlette) -> Services:
 
 @pytest.fixture(scope="session")
 async def db(settings: Settings, database_url: str) -> AsyncIterator[Database]:
-    database = Database(create_engine(database_url, settings))
+    database = Database(database_url, settings)
+    await database.open()
     yield database
-    await database.dispose()
+    await database.close()
 
 
 @dataclass

@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import sqlalchemy as sa
 
 from gql.app import create_app
 from gql.db.engine import Database
@@ -94,16 +93,13 @@ async def patch(
 async def db_row(db: Database, domain_id: uuid.UUID) -> dict[str, Any]:
     """The row as PostgreSQL has it, read with plain SQL (not through the code under test)."""
     async with db.connect() as conn:
-        row = (
-            await conn.execute(
-                sa.text(
-                    "SELECT status, verified_at, created_at, updated_at, user_id "
-                    "FROM email_domains WHERE id = :id"
-                ),
-                {"id": domain_id},
-            )
-        ).one()
-    return dict(row._mapping)
+        row = await conn.fetchrow(
+            "SELECT status, verified_at, created_at, updated_at, user_id "
+            "FROM email_domains WHERE id = $1",
+            domain_id,
+        )
+    assert row is not None
+    return dict(row)
 
 
 def parse_timestamp(value: object) -> datetime:

@@ -2,20 +2,21 @@
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.dialects import postgresql
 
+from gql.db.statements import Statement, compile_statement
 from gql.db.tables import email_domains as t
 from gql.models import Cursor, DnsRecord, DomainPage, DomainRecord, Status
 
 _COLUMNS = tuple(t.c)
+_OWNED = (t.c.id == sa.bindparam("domain_id"), t.c.user_id == sa.bindparam("owner_id"))
 
-# Built once: the statement is compiled and prepared once per connection, then reused.
-_GET = sa.select(*_COLUMNS).where(
-    t.c.id == sa.bindparam("domain_id"), t.c.user_id == sa.bindparam("owner_id")
-)
+_GET = compile_statement(sa.select(*_COLUMNS).where(*_OWNED))
 
 # The override in one round trip. The CTE changes the row only when the status differs; when
 # it does not (or the row is not the caller's), the second branch returns the row as it is, so
@@ -23,11 +24,7 @@ _GET = sa.select(*_COLUMNS).where(
 # if the clock steps back.
 _changed = (
     sa.update(t)
-    .where(
-        t.c.id == sa.bindparam("domain_id"),
-        t.c.user_id == sa.bindparam("owner_id"),
-        t.c.status != sa.bindparam("new_status"),
-    )
+    .where(*_OWNED, t.c.status != sa.bindparam("new_status"))
     .values(
         status=sa.bindparam("new_status"),
         updated_at=sa.func.greatest(
@@ -37,13 +34,11 @@ _changed = (
     .returning(*_COLUMNS)
     .cte("changed")
 )
-_SET_STATUS = sa.union_all(
-    sa.select(*_changed.c),
-    sa.select(*_COLUMNS).where(
-        t.c.id == sa.bindparam("domain_id"),
-        t.c.user_id == sa.bindparam("owner_id"),
-        ~sa.exists(sa.select(_changed.c.id)),
-    ),
+_SET_STATUS = compile_statement(
+    sa.union_all(
+        sa.select(*_changed.c),
+        sa.select(*_COLUMNS).where(*_OWNED, ~sa.exists(sa.select(_changed.c.id))),
+    )
 )
 
 
@@ -59,45 +54,72 @@ def _dns_records(raw: Iterable[Mapping[str, Any]]) -> tuple[DnsRecord, ...]:
     )
 
 
-def to_record(row: sa.Row[*tuple[Any, ...]]) -> DomainRecord:
+def to_record(row: asyncpg.Record) -> DomainRecord:
     return DomainRecord(
-        id=row.id,
-        user_id=row.user_id,
-        domain=row.domain,
-        agentmail_domain_id=row.agentmail_domain_id,
-        status=Status(row.status),
-        dns_records=_dns_records(row.dns_records),
-        verified_at=row.verified_at,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+        id=row["id"],
+        user_id=row["user_id"],
+        domain=row["domain"],
+        agentmail_domain_id=row["agentmail_domain_id"],
+        status=Status(row["status"]),
+        dns_records=_dns_records(row["dns_records"]),
+        verified_at=row["verified_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 
 async def get_owned(
-    conn: AsyncConnection, *, domain_id: uuid.UUID, user_id: uuid.UUID
+    conn: asyncpg.Connection, *, domain_id: uuid.UUID, user_id: uuid.UUID
 ) -> DomainRecord | None:
-    row = (await conn.execute(_GET, {"domain_id": domain_id, "owner_id": user_id})).first()
+    row = await _GET.fetchrow(conn, domain_id=domain_id, owner_id=user_id)
     return None if row is None else to_record(row)
 
 
 async def set_status(
-    conn: AsyncConnection, *, domain_id: uuid.UUID, user_id: uuid.UUID, status: Status
+    conn: asyncpg.Connection, *, domain_id: uuid.UUID, user_id: uuid.UUID, status: Status
 ) -> DomainRecord | None:
     """Set the cached status of an owned domain; None when there is no such owned domain."""
-    params = {"domain_id": domain_id, "owner_id": user_id, "new_status": status.value}
-    row = (await conn.execute(_SET_STATUS, params)).first()
+    row = await _SET_STATUS.fetchrow(
+        conn, domain_id=domain_id, owner_id=user_id, new_status=status.value
+    )
     return None if row is None else to_record(row)
 
 
-def _owned_filter(user_id: uuid.UUID, status: Status | None) -> list[sa.ColumnElement[bool]]:
-    conditions: list[sa.ColumnElement[bool]] = [t.c.user_id == user_id]
-    if status is not None:
-        conditions.append(t.c.status == status.value)
+def _filter(*, by_status: bool) -> list[sa.ColumnElement[bool]]:
+    conditions: list[sa.ColumnElement[bool]] = [t.c.user_id == sa.bindparam("owner_id")]
+    if by_status:
+        conditions.append(t.c.status == sa.bindparam("status"))
     return conditions
 
 
+@cache
+def _page_statement(*, by_status: bool, after: bool) -> Statement:
+    conditions = _filter(by_status=by_status)
+    if after:
+        conditions.append(
+            sa.tuple_(t.c.created_at, t.c.id)
+            < sa.tuple_(
+                sa.bindparam("after_created_at", type_=t.c.created_at.type),
+                sa.bindparam("after_id", type_=t.c.id.type),
+            )
+        )
+    return compile_statement(
+        sa.select(*_COLUMNS)
+        .where(*conditions)
+        .order_by(t.c.created_at.desc(), t.c.id.desc())
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+    )
+
+
+@cache
+def _count_statement(*, by_status: bool) -> Statement:
+    return compile_statement(
+        sa.select(sa.func.count()).select_from(t).where(*_filter(by_status=by_status))
+    )
+
+
 async def list_page(
-    conn: AsyncConnection,
+    conn: asyncpg.Connection,
     *,
     user_id: uuid.UUID,
     first: int,
@@ -105,36 +127,37 @@ async def list_page(
     status: Status | None,
 ) -> DomainPage:
     """A page of the user's domains, newest first, in one query (records are on the row)."""
-    conditions = _owned_filter(user_id, status)
+    stmt = _page_statement(by_status=status is not None, after=after is not None)
+    values: dict[str, Any] = {"owner_id": user_id, "limit": first + 1}
+    if status is not None:
+        values["status"] = status.value
     if after is not None:
-        conditions.append(
-            sa.tuple_(t.c.created_at, t.c.id) < sa.tuple_(sa.literal(after.created_at), after.id)
-        )
-    stmt = (
-        sa.select(*_COLUMNS)
-        .where(*conditions)
-        .order_by(t.c.created_at.desc(), t.c.id.desc())
-        .limit(first + 1)
-    )
-    rows = (await conn.execute(stmt)).all()
+        values["after_created_at"] = after.created_at
+        values["after_id"] = after.id
+    rows = await stmt.fetch(conn, **values)
     return DomainPage(
         records=tuple(to_record(r) for r in rows[:first]), has_next_page=len(rows) > first
     )
 
 
-async def count(conn: AsyncConnection, *, user_id: uuid.UUID, status: Status | None) -> int:
-    stmt = sa.select(sa.func.count()).select_from(t).where(*_owned_filter(user_id, status))
-    return int((await conn.execute(stmt)).scalar_one())
+async def count(conn: asyncpg.Connection, *, user_id: uuid.UUID, status: Status | None) -> int:
+    stmt = _count_statement(by_status=status is not None)
+    values: dict[str, Any] = {"owner_id": user_id}
+    if status is not None:
+        values["status"] = status.value
+    row = await stmt.fetchrow(conn, **values)
+    assert row is not None
+    return int(row[0])
 
 
 async def insert_many(
-    conn: AsyncConnection, *, user_id: uuid.UUID, rows: Sequence[Mapping[str, Any]]
+    conn: asyncpg.Connection, *, user_id: uuid.UUID, rows: Sequence[Mapping[str, Any]]
 ) -> list[DomainRecord]:
     """Insert domains for one user (used by `seed`); names the user already has are skipped."""
-    stmt = (
-        sa.dialects.postgresql.insert(t)
+    stmt = compile_statement(
+        postgresql.insert(t)
         .values([{**row, "user_id": user_id} for row in rows])
         .on_conflict_do_nothing(index_elements=[t.c.user_id, t.c.domain])
         .returning(*_COLUMNS)
     )
-    return [to_record(r) for r in (await conn.execute(stmt)).all()]
+    return [to_record(r) for r in await stmt.fetch(conn)]

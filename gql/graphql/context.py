@@ -26,9 +26,17 @@ class GatewayContext:
         self._principal: asyncio.Future[Principal] | None = None
 
     async def principal(self) -> Principal:
-        if self._principal is None:
-            client = self.request.client.host if self.request.client else "unknown"
-            self._principal = asyncio.ensure_future(
-                self.services.access.admit(self.request.headers.get("authorization"), client)
+        if self._principal is not None:
+            return await self._principal
+        self._principal = asyncio.get_running_loop().create_future()
+        client = self.request.client.host if self.request.client else "unknown"
+        try:
+            principal = await self.services.access.admit(
+                self.request.headers.get("authorization"), client
             )
-        return await asyncio.shield(self._principal)
+        except Exception as error:
+            self._principal.set_exception(error)
+            self._principal.exception()  # retrieved here; other awaiters re-raise it
+            raise
+        self._principal.set_result(principal)
+        return principal

@@ -15,6 +15,9 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
+    def decode_json(self, data: str | bytes) -> object:
+        return orjson.loads(data)
+
     def should_render_graphql_ide(self, request: Any) -> bool:
         # Only browsers asking for HTML get GraphiQL; API clients that send `Accept: */*`
         # (Apollo Client does) get a GraphQL answer instead of a web page.

@@ -94,7 +94,8 @@ class DomainService:
         `verified` is refused; setting the current status is a no-op that returns the row with
         `updated_at` unchanged; a change moves `updated_at` forward and keeps `verified_at`.
         """
-        parse_override_status(status.value)
+        if status is Status.VERIFIED:
+            parse_override_status(status.value)
         async with self._db.connect() as conn:
             record = await repo.set_status(
                 conn, domain_id=domain_id, user_id=principal.user_id, status=status
