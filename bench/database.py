@@ -9,9 +9,8 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from gql.db.embedded import start_embedded
-from gql.db.engine import Database
 from gql.db.migrate import upgrade
-from gql.services.container import Services
+from gql.services.container import open_services
 from gql.settings import Settings, asyncpg_url
 
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -126,15 +125,10 @@ def seed(database: BenchDatabase, domains: int) -> Seed:
     settings = Settings(_env_file=None, database_url=database.url)
 
     async def run() -> Seed:
-        db = Database(database.url, settings)
-        await db.open()
-        try:
-            services = Services.build(db, settings)
+        async with open_services(database.url, settings) as services:
             user_id = uuid.uuid4()
             records = await services.seed.seed(user_id, domains)
             key, _ = await services.api_keys.create(user_id)
-        finally:
-            await db.close()
         return Seed(user_id=user_id, api_key=key, domain_ids=[r.id for r in records])
 
     return asyncio.run(run())

@@ -1,6 +1,7 @@
 """The Starlette application: `create_app(settings)` builds everything; nothing at import time."""
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -15,13 +16,12 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from gql.db.embedded import embedded_database
-from gql.db.engine import Database
 from gql.errors import DomainError
 from gql.graphql.schema import build_schema
 from gql.graphql.view import GatewayGraphQL
 from gql.rest.domains import patch_email_domain
 from gql.rest.responses import domain_error_response, error_response, json_response
-from gql.services.container import Services
+from gql.services.container import Services, open_services
 from gql.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -69,13 +69,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         url = settings.database_url
         if url is None:
             url = await asyncio.to_thread(embedded_database, settings.data_dir)
-        db = Database(url, settings)
-        await db.open()
-        app.state.services = Services.build(db, settings)
-        try:
-            yield
-        finally:
-            await db.close()
+        async with open_services(url, settings) as services:
+            app.state.services = services
+            worker = asyncio.create_task(services.jobs.run_worker()) if settings.worker else None
+            try:
+                yield
+            finally:
+                if worker is not None:
+                    worker.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await worker
 
     graphql = GatewayGraphQL(
         build_schema(settings),

@@ -15,12 +15,11 @@ import uvicorn
 
 from gql.app import create_app
 from gql.db.embedded import embedded_database
-from gql.db.engine import Database
 from gql.db.migrate import upgrade
 from gql.errors import DomainError
 from gql.graphql.schema import build_schema
 from gql.rest.responses import domain_body
-from gql.services.container import Services
+from gql.services.container import Services, open_services
 from gql.settings import Settings
 
 T = TypeVar("T")
@@ -35,12 +34,8 @@ def _with_services(settings: Settings, work: Callable[[Services], Awaitable[T]])
     url = _database_url(settings)
 
     async def run() -> T:
-        db = Database(url, settings)
-        await db.open()
-        try:
-            return await work(Services.build(db, settings))
-        finally:
-            await db.close()
+        async with open_services(url, settings) as services:
+            return await work(services)
 
     return asyncio.run(run())
 
@@ -94,6 +89,18 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         access_log=settings.access_log,
         timeout_graceful_shutdown=10,
     )
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.agentmail_api_key is None:
+        print(
+            "error: a separate worker needs AGENTMAIL_API_KEY: the sandbox provider lives inside "
+            "one `serve` process, which runs its own poller.",
+            file=sys.stderr,
+        )
+        return 2
+    _with_services(settings, lambda services: services.jobs.run_worker())
     return 0
 
 
@@ -152,6 +159,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default PORT or 8000)")
     serve.set_defaults(run=cmd_serve)
+
+    worker = commands.add_parser(
+        "worker", help="run only the verification poller (serve runs one too unless WORKER=false)"
+    )
+    worker.set_defaults(run=cmd_worker)
 
     migrate = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(run=cmd_migrate)

@@ -35,6 +35,9 @@ class DomainRecord:
     verified_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    status_reason: str | None = None
+    verification_started_at: datetime | None = None
+    last_checked_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

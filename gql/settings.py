@@ -45,6 +45,22 @@ class Settings(BaseSettings):
     jwt_leeway_seconds: int = Field(default=30, ge=0)
     api_key_cache_seconds: float = Field(default=10.0, ge=0)
 
+    agentmail_api_key: SecretStr | None = Field(
+        default=None, description="Unset: the built-in sandbox provider is used."
+    )
+    agentmail_base_url: str = "https://api.agentmail.to"
+    cloudflare_api_token: SecretStr | None = None
+    cloudflare_base_url: str = "https://api.cloudflare.com/client/v4"
+    provider_timeout_seconds: float = Field(default=10.0, gt=0)
+    provider_attempts: int = Field(default=4, ge=1)
+    provider_backoff_seconds: float = Field(default=0.5, ge=0)
+    provider_max_backoff_seconds: float = Field(default=5.0, ge=0)
+    provider_deadline_seconds: float = Field(default=20.0, gt=0)
+    poll_schedule_minutes: list[float] = [10, 20, 40, 80, 160, 320]
+    poll_window_minutes: float = Field(default=720, gt=0)
+    sandbox_verify_seconds: float = Field(default=20, ge=0)
+    worker: bool = Field(default=True, description="Run the poller inside `serve`.")
+
     max_body_bytes: int = Field(default=64 * 1024, ge=1)
     rate_limit: str = "600/minute"
     rate_limit_anonymous: str = "60/minute"
@@ -64,7 +80,9 @@ class Settings(BaseSettings):
     def _normalise_database_url(cls, value: str | None) -> str | None:
         return None if value is None or value == "" else asyncpg_url(value)
 
-    @field_validator("jwt_secret", "jwt_public_key", mode="before")
+    @field_validator(
+        "jwt_secret", "jwt_public_key", "agentmail_api_key", "cloudflare_api_token", mode="before"
+    )
     @classmethod
     def _empty_means_unset(cls, value: object) -> object:
         return None if value == "" else value

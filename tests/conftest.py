@@ -65,6 +65,10 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "rate_limit": "100000/minute",
         "rate_limit_anonymous": "100000/minute",
         "api_key_cache_seconds": 0,
+        "worker": False,
+        "poll_schedule_minutes": [0, 0, 0],
+        "poll_window_minutes": 60,
+        "sandbox_verify_seconds": 0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -65,6 +65,9 @@ def to_record(row: asyncpg.Record) -> DomainRecord:
         verified_at=row["verified_at"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        status_reason=row["status_reason"],
+        verification_started_at=row["verification_started_at"],
+        last_checked_at=row["last_checked_at"],
     )
 
 
@@ -161,3 +164,186 @@ async def insert_many(
         .returning(*_COLUMNS)
     )
     return [to_record(r) for r in await stmt.fetch(conn)]
+
+
+def _forward() -> sa.ColumnElement[Any]:
+    return sa.func.greatest(
+        sa.func.clock_timestamp(), t.c.updated_at + sa.text("interval '1 microsecond'")
+    )
+
+
+_BY_ID = compile_statement(sa.select(*_COLUMNS).where(t.c.id == sa.bindparam("domain_id")))
+_BY_NAME = compile_statement(
+    sa.select(*_COLUMNS).where(
+        t.c.user_id == sa.bindparam("owner_id"), t.c.domain == sa.bindparam("name")
+    )
+)
+_VERIFIED_BY_OTHER = compile_statement(
+    sa.select(t.c.id).where(
+        t.c.domain == sa.bindparam("name"),
+        t.c.status == Status.VERIFIED.value,
+        t.c.user_id != sa.bindparam("owner_id"),
+    )
+)
+_INSERT_ONE = compile_statement(
+    postgresql.insert(t)
+    .values(
+        user_id=sa.bindparam("owner_id"),
+        domain=sa.bindparam("name"),
+        agentmail_domain_id=sa.bindparam("provider_id"),
+        status=sa.bindparam("new_status"),
+        status_reason=sa.bindparam("reason"),
+        dns_records=sa.bindparam("records", type_=t.c.dns_records.type),
+    )
+    .on_conflict_do_nothing(index_elements=[t.c.user_id, t.c.domain])
+    .returning(*_COLUMNS)
+)
+_START_VERIFICATION = compile_statement(
+    sa.update(t)
+    .where(*_OWNED)
+    .values(
+        status=Status.VERIFYING.value,
+        verification_started_at=sa.func.clock_timestamp(),
+        updated_at=_forward(),
+    )
+    .returning(*_COLUMNS)
+)
+
+_new_status = sa.bindparam("new_status", type_=sa.String)
+_new_records = sa.bindparam("records", type_=t.c.dns_records.type)
+_next_status = sa.func.coalesce(_new_status, t.c.status)
+_next_records = sa.func.coalesce(_new_records, t.c.dns_records)
+_changes = sa.or_(
+    _next_status.is_distinct_from(t.c.status),
+    sa.bindparam("reason", type_=sa.String).is_distinct_from(t.c.status_reason),
+    _next_records.is_distinct_from(t.c.dns_records),
+    _new_status == Status.VERIFIED.value,
+)
+_APPLY_CHECK = compile_statement(
+    sa.update(t)
+    .where(t.c.id == sa.bindparam("domain_id"))
+    .values(
+        status=_next_status,
+        status_reason=sa.bindparam("reason", type_=sa.String),
+        dns_records=_next_records,
+        last_checked_at=sa.func.clock_timestamp(),
+        verified_at=sa.case(
+            (_new_status == Status.VERIFIED.value, sa.func.clock_timestamp()),
+            else_=t.c.verified_at,
+        ),
+        updated_at=sa.case((_changes, _forward()), else_=t.c.updated_at),
+    )
+    .returning(*_COLUMNS)
+)
+_DELETE_OWNED = compile_statement(sa.delete(t).where(*_OWNED).returning(*_COLUMNS))
+
+
+async def get_by_id(conn: asyncpg.Connection, *, domain_id: uuid.UUID) -> DomainRecord | None:
+    """Any user's domain: for background work that acts on behalf of the owner."""
+    row = await _BY_ID.fetchrow(conn, domain_id=domain_id)
+    return None if row is None else to_record(row)
+
+
+async def get_by_name(
+    conn: asyncpg.Connection, *, user_id: uuid.UUID, domain: str
+) -> DomainRecord | None:
+    row = await _BY_NAME.fetchrow(conn, owner_id=user_id, name=domain)
+    return None if row is None else to_record(row)
+
+
+async def verified_by_another_user(
+    conn: asyncpg.Connection, *, user_id: uuid.UUID, domain: str
+) -> bool:
+    return await _VERIFIED_BY_OTHER.fetchrow(conn, owner_id=user_id, name=domain) is not None
+
+
+def _records_json(records: Sequence[DnsRecord]) -> list[dict[str, Any]]:
+    return [
+        {"type": r.type, "name": r.name, "value": r.value, "priority": r.priority} for r in records
+    ]
+
+
+async def insert_one(
+    conn: asyncpg.Connection,
+    *,
+    user_id: uuid.UUID,
+    domain: str,
+    agentmail_domain_id: str,
+    status: Status,
+    reason: str | None,
+    records: Sequence[DnsRecord],
+) -> DomainRecord | None:
+    """Insert a new domain; None when the user already has one by that name."""
+    row = await _INSERT_ONE.fetchrow(
+        conn,
+        owner_id=user_id,
+        name=domain,
+        provider_id=agentmail_domain_id,
+        new_status=status.value,
+        reason=reason,
+        records=_records_json(records),
+    )
+    return None if row is None else to_record(row)
+
+
+async def start_verification(
+    conn: asyncpg.Connection, *, domain_id: uuid.UUID, user_id: uuid.UUID
+) -> DomainRecord | None:
+    """Mark an owned domain `verifying` and open a new polling window."""
+    row = await _START_VERIFICATION.fetchrow(conn, domain_id=domain_id, owner_id=user_id)
+    return None if row is None else to_record(row)
+
+
+async def apply_check(
+    conn: asyncpg.Connection,
+    *,
+    domain_id: uuid.UUID,
+    status: Status | None,
+    reason: str | None,
+    records: Sequence[DnsRecord] | None,
+) -> DomainRecord | None:
+    """Store what the provider said: a status (None keeps it), its reason and the records.
+
+    `verified_at` is set whenever the provider confirms the domain; `updated_at` moves only when
+    something a caller can see changed. Raises `asyncpg.UniqueViolationError` when another
+    account already holds the name as verified.
+    """
+    row = await _APPLY_CHECK.fetchrow(
+        conn,
+        domain_id=domain_id,
+        new_status=None if status is None else status.value,
+        reason=reason,
+        records=None if records is None else _records_json(records),
+    )
+    return None if row is None else to_record(row)
+
+
+async def delete_owned(
+    conn: asyncpg.Connection, *, domain_id: uuid.UUID, user_id: uuid.UUID
+) -> DomainRecord | None:
+    row = await _DELETE_OWNED.fetchrow(conn, domain_id=domain_id, owner_id=user_id)
+    return None if row is None else to_record(row)
+
+
+_TRY_LOCK = compile_statement(
+    sa.select(
+        sa.func.pg_try_advisory_xact_lock(
+            sa.func.hashtextextended(sa.cast(sa.bindparam("domain_id"), sa.Text), 0)
+        )
+    )
+)
+
+
+async def try_lock(conn: asyncpg.Connection, *, domain_id: uuid.UUID) -> bool:
+    """Take the domain's check lock for the current transaction; False when someone holds it."""
+    row = await _TRY_LOCK.fetchrow(conn, domain_id=domain_id)
+    return bool(row is not None and row[0])
+
+
+_IN_USE = compile_statement(
+    sa.select(t.c.id).where(t.c.agentmail_domain_id == sa.bindparam("provider_id")).limit(1)
+)
+
+
+async def provider_domain_in_use(conn: asyncpg.Connection, *, agentmail_domain_id: str) -> bool:
+    return await _IN_USE.fetchrow(conn, provider_id=agentmail_domain_id) is not None

@@ -36,6 +36,13 @@ class EmailDomainRow(SQLModel, table=True):
         sa.UniqueConstraint("user_id", "domain"),
         # Serves "a user's domains, newest first" (scanned backwards) and keyset pagination.
         sa.Index(None, "user_id", "created_at", "id"),
+        # First verifier wins: at most one account holds a name as verified.
+        sa.Index(
+            "uq_email_domains_verified_domain",
+            "domain",
+            unique=True,
+            postgresql_where=sa.text("status = 'verified'"),
+        ),
     )
 
     id: uuid.UUID = Field(
@@ -55,6 +62,13 @@ class EmailDomainRow(SQLModel, table=True):
     verified_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
     created_at: datetime = Field(sa_column=_timestamp(nullable=False))
     updated_at: datetime = Field(sa_column=_timestamp(nullable=False))
+    status_reason: str | None = Field(
+        default=None, sa_column=sa.Column(sa.String(64), nullable=True)
+    )
+    verification_started_at: datetime | None = Field(
+        default=None, sa_column=_timestamp(nullable=True)
+    )
+    last_checked_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
 
 
 class ApiKeyRow(SQLModel, table=True):

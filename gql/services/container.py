@@ -1,30 +1,79 @@
-"""The services one gateway process shares between its transports."""
+"""The services one gateway process shares between its transports and its worker."""
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from gql.db.engine import Database
+from gql.db.engine import Database, driver_dsn
+from gql.jobs import JobQueue
+from gql.providers.agentmail import AgentMailProvider
+from gql.providers.sandbox import SandboxProvider
+from gql.providers.verification import VerificationProvider
 from gql.services.access import AccessService, RateLimiter
 from gql.services.api_keys import ApiKeyService
 from gql.services.domains import DomainService
+from gql.services.lifecycle import LifecycleService
 from gql.services.seed import SeedService
 from gql.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SANDBOX_NOTICE = (
+    "SANDBOX MODE: no AGENTMAIL_API_KEY is set, so verification is simulated in this process "
+    "(see README, 'Sandbox mode'). Set AGENTMAIL_API_KEY to use AgentMail."
+)
+
+
+def _provider(settings: Settings) -> VerificationProvider:
+    if settings.agentmail_api_key is None:
+        return SandboxProvider(settings.sandbox_verify_seconds)
+    return AgentMailProvider(settings)
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
     db: Database
+    jobs: JobQueue
+    provider: VerificationProvider
     domains: DomainService
+    lifecycle: LifecycleService
     api_keys: ApiKeyService
     access: AccessService
     seed: SeedService
 
-    @classmethod
-    def build(cls, db: Database, settings: Settings) -> "Services":
+    @property
+    def sandbox(self) -> bool:
+        return isinstance(self.provider, SandboxProvider)
+
+
+@asynccontextmanager
+async def open_services(url: str, settings: Settings) -> AsyncIterator[Services]:
+    """Connect everything a process needs, and close it all on exit.
+
+    Nothing here waits for the database: when it is down, requests answer 503 until it is back.
+    """
+    db = Database(url, settings)
+    jobs = JobQueue(driver_dsn(url), pool_timeout=settings.db_pool_timeout)
+    provider = _provider(settings)
+    await db.open()
+    await jobs.open()
+    try:
         api_keys = ApiKeyService(db)
-        return cls(
+        services = Services(
             db=db,
+            jobs=jobs,
+            provider=provider,
             domains=DomainService(db),
+            lifecycle=LifecycleService(db, provider, jobs, settings),
             api_keys=api_keys,
             access=AccessService(settings, api_keys, RateLimiter(settings)),
             seed=SeedService(db),
         )
+        if services.sandbox:
+            logger.warning(SANDBOX_NOTICE)
+        yield services
+    finally:
+        await provider.close()
+        await jobs.close()
+        await db.close()

@@ -1,4 +1,5 @@
 import asyncio
+from typing import Any
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -9,8 +10,19 @@ from gql.db.tables import metadata
 config = context.config
 
 
+def _ours(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Compare only our own tables: the job queue's (procrastinate_*) are managed by its SQL."""
+    table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", "")
+    return not (table or "").startswith("procrastinate")
+
+
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=metadata, compare_type=True)
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        compare_type=True,
+        include_object=_ours,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -1,0 +1,105 @@
+"""Background work on PostgreSQL with procrastinate: the verification poller and clean-ups.
+
+Each domain has at most one pending check, enforced by procrastinate's `queueing_lock`
+(`domain:<id>`): a running check schedules its successor under the same lock (allowed, since a
+running job no longer holds it), and a verify that finds a check already queued collapses into
+that chain. Checks of one domain never overlap across processes: the check itself holds a
+PostgreSQL advisory lock on the domain. A worker killed mid-check leaves its job `doing`; the
+periodic `retry_stalled_jobs` task puts it back in the queue, so no scheduled check is lost.
+"""
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+from procrastinate import App, PsycopgConnector, RetryStrategy
+from procrastinate.exceptions import AlreadyEnqueued
+
+logger = logging.getLogger(__name__)
+
+QUEUE = "domains"
+CheckHandler = Callable[[uuid.UUID, int], Awaitable[None]]
+CleanupHandler = Callable[[str], Awaitable[None]]
+
+
+def _queueing_lock(domain_id: uuid.UUID) -> str:
+    return f"domain:{domain_id}"
+
+
+class JobQueue:
+    """Schedules domain checks and provider clean-ups, and runs them in a worker."""
+
+    def __init__(self, dsn: str, *, pool_timeout: float) -> None:
+        # min_size=0: opening does not wait for the database, like the request pool.
+        connector = PsycopgConnector(conninfo=dsn, min_size=0, max_size=4, timeout=pool_timeout)
+        self.app = App(connector=connector)
+        self._check: CheckHandler | None = None
+        self._cleanup: CleanupHandler | None = None
+
+        @self.app.task(name="check_domain", queue=QUEUE)
+        async def check_domain(domain_id: str, attempt: int) -> None:
+            if self._check is None:
+                raise RuntimeError("no check handler installed")
+            await self._check(uuid.UUID(domain_id), attempt)
+
+        # Clean-up after a delete: retried with backoff for about an hour, then logged as failed.
+        @self.app.task(
+            name="cleanup_domain",
+            queue=QUEUE,
+            retry=RetryStrategy(max_attempts=8, exponential_wait=2),
+        )
+        async def cleanup_domain(provider_domain_id: str) -> None:
+            if self._cleanup is None:
+                raise RuntimeError("no clean-up handler installed")
+            await self._cleanup(provider_domain_id)
+
+        @self.app.periodic(cron="* * * * *")
+        @self.app.task(name="retry_stalled_jobs", queue=QUEUE, queueing_lock="retry_stalled_jobs")
+        async def retry_stalled_jobs(timestamp: int) -> None:
+            for job in await self.app.job_manager.get_stalled_jobs():
+                logger.warning("re-queueing stalled job %s (%s)", job.id, job.task_name)
+                await self.app.job_manager.retry_job(job)
+
+        self._check_domain = check_domain
+        self._cleanup_domain = cleanup_domain
+
+    def handle_with(self, *, check: CheckHandler, cleanup: CleanupHandler) -> None:
+        self._check = check
+        self._cleanup = cleanup
+
+    async def open(self) -> None:
+        await self.app.open_async()
+
+    async def close(self) -> None:
+        await self.app.close_async()
+
+    async def schedule_check(
+        self, domain_id: uuid.UUID, *, attempt: int, delay_seconds: float
+    ) -> bool:
+        """Queue a check; False when one is already queued for the domain (it stands)."""
+        try:
+            await self._check_domain.configure(
+                queueing_lock=_queueing_lock(domain_id),
+                schedule_in={"seconds": max(0, round(delay_seconds))},
+            ).defer_async(domain_id=str(domain_id), attempt=attempt)
+        except AlreadyEnqueued:
+            return False
+        return True
+
+    async def schedule_cleanup(self, provider_domain_id: str) -> None:
+        await self._cleanup_domain.defer_async(provider_domain_id=provider_domain_id)
+
+    async def cancel_checks(self, domain_id: uuid.UUID) -> None:
+        """Drop the domain's queued check, if any (a running one finds the row gone)."""
+        jobs = await self.app.job_manager.list_jobs_async(
+            queueing_lock=_queueing_lock(domain_id), status="todo"
+        )
+        for job in jobs:
+            if job.id is not None:
+                await self.app.job_manager.cancel_job_by_id_async(job.id, delete_job=True)
+
+    async def run_worker(self, *, wait: bool = True) -> None:
+        """Work the queue until cancelled (or, with `wait=False`, until nothing is due)."""
+        await self.app.run_worker_async(
+            queues=[QUEUE], wait=wait, install_signal_handlers=False, concurrency=4
+        )

@@ -1,0 +1,1 @@
+"""External providers behind small interfaces that the services own."""

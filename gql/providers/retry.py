@@ -1,0 +1,85 @@
+"""Bounded retries for provider calls: 429 honours Retry-After, 5xx and timeouts back off."""
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from gql.providers.verification import ProviderUnavailable
+
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+
+class RetryableStatus(Exception):
+    """An HTTP answer worth retrying (429 or 5xx), with the provider's Retry-After if any."""
+
+    def __init__(self, status: int, retry_after: float | None) -> None:
+        super().__init__(f"provider answered {status}")
+        self.status = status
+        self.retry_after = retry_after
+
+
+def retry_after_seconds(headers: dict[str, str] | httpx.Headers | None) -> float | None:
+    if not headers:
+        return None
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    try:
+        return None if value is None else max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, RetryableStatus | httpx.TransportError | TimeoutError)
+
+
+class _Wait:
+    """Retry-After when the provider sent one (capped), else exponential backoff with jitter."""
+
+    def __init__(self, initial: float, cap: float) -> None:
+        self._backoff = wait_exponential_jitter(initial=initial, max=cap)
+        self._cap = cap
+
+    def __call__(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RetryableStatus) and exc.retry_after is not None:
+            return min(exc.retry_after, self._cap)
+        return float(self._backoff(state))
+
+
+async def with_retries(
+    call: Callable[[], Awaitable[T]],
+    *,
+    provider: str,
+    attempts: int,
+    initial_backoff: float,
+    max_backoff: float,
+    deadline: float,
+) -> T:
+    """Run `call`, retrying transient failures; give up with `ProviderUnavailable`."""
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(_retryable),
+        stop=stop_after_attempt(attempts) | stop_after_delay(deadline),
+        wait=_Wait(initial_backoff, max_backoff),
+        reraise=True,
+    )
+    try:
+        async for attempt in retrying:
+            with attempt:
+                return await call()
+    except (RetryableStatus, httpx.TransportError, TimeoutError) as exc:
+        logger.warning("%s unavailable after retries: %s", provider, exc)
+        raise ProviderUnavailable(
+            f"{provider} is not answering right now; nothing was lost. Retry in a minute."
+        ) from exc
+    raise AssertionError("unreachable")
