@@ -20,8 +20,11 @@ def test_contract_names_are_served():
     for line in (
         "enum DomainStatusInput {",
         "emailDomain(id: UUID!): Domain",
-        "emailDomains(first: Int = 50, after: String = null, status: DomainStatus = null): "
-        "DomainConnection!",
+        "emailDomains(first: Int = 50, after: String = null, status: DomainStatus = null, "
+        "sync: Boolean! = false): DomainConnection!",
+        "createEmailDomain(domain: String!): Domain!",
+        "verifyEmailDomain(id: UUID!, poll: Boolean! = false): Domain!",
+        "deleteEmailDomain(id: UUID!): DeletedEmailDomain!",
         "updateEmailDomainStatus(id: UUID!, status: DomainStatusInput!): Domain!",
     ):
         assert line in sdl

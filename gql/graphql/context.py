@@ -24,6 +24,7 @@ class GatewayContext:
         self.response = response
         self.services = services
         self._principal: asyncio.Future[Principal] | None = None
+        self.extensions: dict[str, object] = {}
 
     async def principal(self) -> Principal:
         if self._principal is not None:

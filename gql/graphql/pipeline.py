@@ -82,6 +82,11 @@ class GatewayExtension(SchemaExtension):
         if ctx.pre_execution_errors and not self._validation_errors:
             self._validation_errors = list(ctx.pre_execution_errors)
 
+    def get_results(self) -> dict[str, object]:
+        """Entries that resolvers put in `GatewayContext.extensions` (e.g. a partial sync)."""
+        extensions = getattr(self.execution_context.context, "extensions", None)
+        return dict(extensions) if isinstance(extensions, dict) else {}
+
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result

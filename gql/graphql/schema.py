@@ -10,6 +10,7 @@ from strawberry.types import ExecutionContext, Info
 from gql.graphql.context import GatewayContext
 from gql.graphql.pipeline import DocumentCache, GatewayExtension
 from gql.graphql.types import (
+    DeletedEmailDomain,
     Domain,
     DomainEdge,
     DomainStatus,
@@ -51,7 +52,9 @@ class Query:
     @strawberry.field(
         description=(
             "The caller's domains, newest first (Relay connection: edges/node/cursor, pageInfo, "
-            "totalCount). `first` is at most 100."
+            "totalCount). `first` is at most 100. With `sync: true` each listed domain is first "
+            "refreshed from the provider; a domain the provider could not answer for keeps its "
+            "cached status and the response's `extensions.sync` says the sync was partial."
         )
     )
     async def email_domains(
@@ -60,6 +63,7 @@ class Query:
         first: int | None = 50,
         after: str | None = None,
         status: DomainStatus | None = None,
+        sync: bool = False,
     ) -> DomainConnection:
         ctx = info.context
         principal = await ctx.principal()
@@ -67,9 +71,15 @@ class Query:
         page = await ctx.services.domains.list_page(
             principal, first=50 if first is None else first, after=after, status=wanted
         )
-        edges = [
-            DomainEdge(node=Domain.from_record(r), cursor=encode_cursor(r)) for r in page.records
-        ]
+        records = page.records
+        if sync:
+            result = await ctx.services.lifecycle.sync(principal, records)
+            records = result.records
+            ctx.extensions["sync"] = {
+                "partial": result.partial,
+                "failedIds": [str(i) for i in result.failed_ids],
+            }
+        edges = [DomainEdge(node=Domain.from_record(r), cursor=encode_cursor(r)) for r in records]
         return DomainConnection(
             edges=edges,
             page_info=PageInfo(
@@ -105,6 +115,54 @@ class Mutation:
             await ctx.principal(), id, to_status(status)
         )
         return Domain.from_record(record)
+
+    @strawberry.mutation(
+        description=(
+            "Add a custom sending domain: it is normalised (lower case, IDNA; no scheme, path or "
+            "port), created at the provider, its DNS records stored, verification triggered and "
+            "the poller scheduled. Answers VERIFIED (records already in place), VERIFYING "
+            "(poller running) or PENDING (publish the records, then verifyEmailDomain). Adding "
+            "a name you already have returns it; a name another account verified first is a "
+            "CONFLICT."
+        )
+    )
+    async def create_email_domain(self, info: GatewayInfo, domain: str) -> Domain:
+        ctx = info.context
+        record = await ctx.services.lifecycle.create(await ctx.principal(), domain)
+        return Domain.from_record(record)
+
+    @strawberry.mutation(
+        description=(
+            "Trigger (default): mark the domain VERIFYING, ask the provider to re-check it, "
+            "store the live status and records, and keep the poller going (repeated triggers "
+            "join the same poller). `poll: true` only reads the live status: re-triggering "
+            "restarts the provider's checker, so trigger once and then poll every 30-60 s."
+        )
+    )
+    async def verify_email_domain(
+        self,
+        info: GatewayInfo,
+        id: uuid.UUID,
+        poll: bool = False,
+    ) -> Domain:
+        ctx = info.context
+        record = await ctx.services.lifecycle.verify(await ctx.principal(), id, poll=poll)
+        return Domain.from_record(record)
+
+    @strawberry.mutation(
+        description=(
+            "Delete a domain. The row goes at once and its poller stops; the provider and DNS "
+            "clean-up run in the background, retried until they succeed."
+        )
+    )
+    async def delete_email_domain(
+        self,
+        info: GatewayInfo,
+        id: uuid.UUID,
+    ) -> DeletedEmailDomain:
+        ctx = info.context
+        record = await ctx.services.lifecycle.delete(await ctx.principal(), id)
+        return DeletedEmailDomain(id=record.id, domain=record.domain, success=True)
 
 
 class GatewaySchema(strawberry.Schema):

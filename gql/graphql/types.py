@@ -63,6 +63,16 @@ class Domain:
     )
     created_at: datetime
     updated_at: datetime = strawberry.field(description="Moves forward on every change.")
+    status_reason: str | None = strawberry.field(
+        description=(
+            "The provider's reason for the status when it is not verified, e.g. "
+            "dns_records_missing, ses_dkim_pending; verification_timeout when the poller gave "
+            "up; verified_by_another_account when another account verified the name first."
+        )
+    )
+    last_checked_at: datetime | None = strawberry.field(
+        description="When the provider was last asked about this domain."
+    )
 
     @classmethod
     def from_record(cls, record: DomainRecord) -> "Domain":
@@ -76,7 +86,20 @@ class Domain:
             verified_at=record.verified_at,
             created_at=record.created_at,
             updated_at=record.updated_at,
+            status_reason=record.status_reason,
+            last_checked_at=record.last_checked_at,
         )
+
+
+@strawberry.type(description="What deleteEmailDomain removed.")
+class DeletedEmailDomain:
+    id: uuid.UUID
+    domain: str
+    success: bool = strawberry.field(
+        description=(
+            "Always true: the domain is gone; provider and DNS clean-up run in the background."
+        )
+    )
 
 
 @strawberry.type(description="Relay page information.")

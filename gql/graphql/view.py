@@ -10,6 +10,8 @@ from strawberry.asgi import GraphQL
 
 from gql.graphql.context import GatewayContext
 
+SANDBOX_HEADER = "verification is simulated; set AGENTMAIL_API_KEY to use AgentMail"
+
 
 class GatewayGraphQL(GraphQL[GatewayContext, None]):
     def encode_json(self, data: object) -> bytes:
@@ -30,4 +32,7 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> GatewayContext:
-        return GatewayContext(request, response, request.app.state.services)
+        services = request.app.state.services
+        if services.sandbox and isinstance(response, Response):
+            response.headers["X-Gateway-Sandbox"] = SANDBOX_HEADER
+        return GatewayContext(request, response, services)

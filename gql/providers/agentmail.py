@@ -88,6 +88,12 @@ class AgentMailProvider:
                 )
             )
         except ApiError as error:
+            if error.status_code == 409:
+                # Another account of this product added the name first: the provider keeps one
+                # domain per name, which both rows share (first verifier wins in our data).
+                existing = await self.get(domain)
+                if existing is not None:
+                    return existing
             raise ProviderRejected(_message(error)) from error
         return _to_provider_domain(created)
 
