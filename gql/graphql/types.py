@@ -5,9 +5,12 @@ import uuid
 from datetime import datetime
 
 import strawberry
+from strawberry.types import Info
 
+from gql.graphql.context import GatewayContext
 from gql.models import DnsRecord as DnsRecordValue
 from gql.models import DomainRecord, Status
+from gql.services.dns import PublishedRecords as PublishedRecordsValue
 
 
 @strawberry.enum(description="Where a domain stands in verification.")
@@ -46,6 +49,56 @@ class DnsRecord:
         return cls(type=record.type, name=record.name, value=record.value, priority=record.priority)
 
 
+@strawberry.type(description="A DNS record as Cloudflare holds it.")
+class PublishedDnsRecord:
+    id: str
+    type: str
+    name: str
+    value: str
+    priority: int | None
+    ttl: int = strawberry.field(description="Seconds; 1 means automatic.")
+    proxied: bool
+
+
+@strawberry.type(description="Whether Cloudflare could be asked, and which zone holds the domain.")
+class CloudflareCheck:
+    checked: bool = strawberry.field(
+        description="False when Cloudflare is not configured or could not be asked."
+    )
+    zone_id: str | None
+    zone_name: str | None
+    error: str | None = strawberry.field(description="Why the records could not be read.")
+
+
+@strawberry.type(description="What Cloudflare actually holds at the names of the domain's records.")
+class PublishedRecords:
+    cloudflare: CloudflareCheck
+    records: list[PublishedDnsRecord]
+
+    @classmethod
+    def from_value(cls, value: PublishedRecordsValue) -> "PublishedRecords":
+        return cls(
+            cloudflare=CloudflareCheck(
+                checked=value.checked,
+                zone_id=value.zone_id,
+                zone_name=value.zone_name,
+                error=value.error,
+            ),
+            records=[
+                PublishedDnsRecord(
+                    id=r.id,
+                    type=r.type,
+                    name=r.name,
+                    value=r.value,
+                    priority=r.priority,
+                    ttl=r.ttl,
+                    proxied=r.proxied,
+                )
+                for r in value.records
+            ],
+        )
+
+
 @strawberry.type(description="A custom sending domain owned by the caller.")
 class Domain:
     id: uuid.UUID
@@ -73,6 +126,17 @@ class Domain:
     last_checked_at: datetime | None = strawberry.field(
         description="When the provider was last asked about this domain."
     )
+    source: strawberry.Private[DomainRecord]
+
+    @strawberry.field(
+        description=(
+            "What Cloudflare holds at the names of dnsRecords. Never fails: when Cloudflare is "
+            "not configured or cannot be asked, cloudflare.checked is false with an error."
+        )
+    )
+    async def published_records(self, info: Info[GatewayContext, None]) -> PublishedRecords:
+        value = await info.context.services.dns.published(self.source)
+        return PublishedRecords.from_value(value)
 
     @classmethod
     def from_record(cls, record: DomainRecord) -> "Domain":
@@ -88,6 +152,7 @@ class Domain:
             updated_at=record.updated_at,
             status_reason=record.status_reason,
             last_checked_at=record.last_checked_at,
+            source=record,
         )
 
 

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from gql.db.engine import Database, driver_dsn
 from gql.jobs import JobQueue
 from gql.providers.agentmail import AgentMailProvider
+from gql.providers.cloudflare import CloudflareDns
 from gql.providers.sandbox import SandboxProvider
 from gql.providers.verification import VerificationProvider
 from gql.services.access import AccessService, RateLimiter
 from gql.services.api_keys import ApiKeyService
+from gql.services.dns import DnsService
 from gql.services.domains import DomainService
 from gql.services.lifecycle import LifecycleService
 from gql.services.seed import SeedService
@@ -36,6 +38,7 @@ class Services:
     db: Database
     jobs: JobQueue
     provider: VerificationProvider
+    dns: DnsService
     domains: DomainService
     lifecycle: LifecycleService
     api_keys: ApiKeyService
@@ -56,6 +59,7 @@ async def open_services(url: str, settings: Settings) -> AsyncIterator[Services]
     db = Database(url, settings)
     jobs = JobQueue(driver_dsn(url), pool_timeout=settings.db_pool_timeout)
     provider = _provider(settings)
+    dns = DnsService(None if settings.cloudflare_api_token is None else CloudflareDns(settings))
     await db.open()
     await jobs.open()
     try:
@@ -64,8 +68,9 @@ async def open_services(url: str, settings: Settings) -> AsyncIterator[Services]
             db=db,
             jobs=jobs,
             provider=provider,
+            dns=dns,
             domains=DomainService(db),
-            lifecycle=LifecycleService(db, provider, jobs, settings),
+            lifecycle=LifecycleService(db, provider, dns, jobs, settings),
             api_keys=api_keys,
             access=AccessService(settings, api_keys, RateLimiter(settings)),
             seed=SeedService(db),
@@ -75,5 +80,6 @@ async def open_services(url: str, settings: Settings) -> AsyncIterator[Services]
         yield services
     finally:
         await provider.close()
+        await dns.close()
         await jobs.close()
         await db.close()

@@ -14,6 +14,7 @@ from gql.errors import Conflict, NotFound
 from gql.jobs import JobQueue
 from gql.models import DomainRecord, Principal, Status
 from gql.providers.verification import ProviderDomain, ProviderUnavailable, VerificationProvider
+from gql.services.dns import DnsService
 from gql.services.names import normalise_domain
 from gql.services.status_mapping import map_provider_status
 from gql.settings import Settings
@@ -46,10 +47,16 @@ class LifecycleService:
     """Every step that talks to the verification provider."""
 
     def __init__(
-        self, db: Database, provider: VerificationProvider, jobs: JobQueue, settings: Settings
+        self,
+        db: Database,
+        provider: VerificationProvider,
+        dns: DnsService,
+        jobs: JobQueue,
+        settings: Settings,
     ) -> None:
         self._db = db
         self._provider = provider
+        self._dns = dns
         self._jobs = jobs
         self._schedule = [m * 60 for m in settings.poll_schedule_minutes]
         self._window = timedelta(minutes=settings.poll_window_minutes)
@@ -124,6 +131,7 @@ class LifecycleService:
                 record = await repo.get_by_name(conn, user_id=principal.user_id, domain=name)
                 assert record is not None
                 return record
+        await self._dns.publish(record)
         return await self._trigger(principal, record)
 
     async def _trigger(self, principal: Principal, record: DomainRecord) -> DomainRecord:
@@ -236,4 +244,7 @@ class LifecycleService:
                 logger.info("%s is still used by another account: kept", provider_domain_id)
                 return
         await self._provider.delete(provider_domain_id)
-        logger.info("deleted %s at %s", provider_domain_id, self._provider.name)
+        await self._dns.cleanup(provider_domain_id)
+        logger.info(
+            "deleted %s at %s and its published records", provider_domain_id, self._provider.name
+        )

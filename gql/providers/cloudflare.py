@@ -1,0 +1,149 @@
+"""Cloudflare DNS through its official SDK, with bounded retries."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from cloudflare import APIStatusError, AsyncCloudflare
+
+from gql.models import DnsRecord
+from gql.providers.retry import RetryableStatus, retry_after_seconds, with_retries
+from gql.providers.verification import ProviderRejected
+from gql.settings import Settings
+
+T = TypeVar("T")
+# "A record with that host already exists" and its variants: the record is already published.
+CLASH_CODES = frozenset({81053, 81054, 81058})
+
+
+@dataclass(frozen=True, slots=True)
+class Zone:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedRecord:
+    id: str
+    type: str
+    name: str
+    value: str
+    priority: int | None
+    ttl: int
+    proxied: bool
+    comment: str | None
+
+
+def _codes(error: APIStatusError) -> set[int]:
+    body: Any = error.body
+    errors = body.get("errors", []) if isinstance(body, dict) else []
+    return {int(e["code"]) for e in errors if isinstance(e, dict) and "code" in e}
+
+
+def _published(record: Any) -> PublishedRecord:
+    priority = getattr(record, "priority", None)
+    return PublishedRecord(
+        id=str(record.id),
+        type=str(record.type),
+        name=str(record.name),
+        value=str(getattr(record, "content", "") or ""),
+        priority=None if priority is None else int(priority),
+        ttl=int(getattr(record, "ttl", 1) or 1),
+        proxied=bool(getattr(record, "proxied", False)),
+        comment=getattr(record, "comment", None),
+    )
+
+
+class CloudflareDns:
+    name = "Cloudflare"
+
+    def __init__(self, settings: Settings) -> None:
+        assert settings.cloudflare_api_token is not None
+        self._settings = settings
+        self._client = AsyncCloudflare(
+            api_token=settings.cloudflare_api_token.get_secret_value(),
+            base_url=settings.cloudflare_base_url,
+            max_retries=0,
+            timeout=settings.provider_timeout_seconds,
+        )
+
+    async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
+        async def once() -> T:
+            try:
+                return await call()
+            except APIStatusError as error:
+                if error.status_code == 429 or error.status_code >= 500:
+                    retry_after = retry_after_seconds(dict(error.response.headers))
+                    raise RetryableStatus(error.status_code, retry_after) from error
+                raise
+
+        s = self._settings
+        return await with_retries(
+            once,
+            provider=self.name,
+            attempts=s.provider_attempts,
+            initial_backoff=s.provider_backoff_seconds,
+            max_backoff=s.provider_max_backoff_seconds,
+            deadline=s.provider_deadline_seconds,
+        )
+
+    async def find_zone(self, domain: str) -> Zone | None:
+        """The zone that holds `domain` (the name itself or its closest managed parent)."""
+        labels = domain.split(".")
+        for i in range(len(labels) - 1):
+            candidate = ".".join(labels[i:])
+
+            async def zones(name: str = candidate) -> list[Any]:
+                return [z async for z in self._client.zones.list(name=name)]
+
+            found = await self._call(zones)
+            if found:
+                return Zone(id=str(found[0].id), name=str(found[0].name))
+        return None
+
+    async def records(
+        self, zone: Zone, *, names: set[str] | None = None, comment: str | None = None
+    ) -> list[PublishedRecord]:
+        """The zone's records at one of `names` and/or carrying exactly `comment`."""
+
+        async def listing() -> list[Any]:
+            return [r async for r in self._client.dns.records.list(zone_id=zone.id, per_page=500)]
+
+        wanted = None if names is None else {n.lower() for n in names}
+        return [
+            r
+            for r in map(_published, await self._call(listing))
+            if (wanted is None or r.name.lower() in wanted)
+            and (comment is None or r.comment == comment)
+        ]
+
+    async def publish(self, zone: Zone, record: DnsRecord, *, comment: str) -> bool:
+        """Create the record; False when an equivalent one already exists."""
+        params: dict[str, Any] = {
+            "zone_id": zone.id,
+            "type": record.type,
+            "name": record.name,
+            "content": record.value,
+            "ttl": 1,
+            "proxied": False,
+            "comment": comment,
+        }
+        if record.priority is not None:
+            params["priority"] = record.priority
+        try:
+            await self._call(lambda: self._client.dns.records.create(**params))
+        except APIStatusError as error:
+            if _codes(error) & CLASH_CODES:
+                return False
+            raise ProviderRejected(f"Cloudflare refused {record.type} {record.name}.") from error
+        return True
+
+    async def delete(self, zone: Zone, record_id: str) -> None:
+        try:
+            await self._call(lambda: self._client.dns.records.delete(record_id, zone_id=zone.id))
+        except APIStatusError as error:
+            if error.status_code != 404:
+                raise
+
+    async def close(self) -> None:
+        await self._client.close()
