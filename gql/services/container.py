@@ -27,6 +27,18 @@ SANDBOX_NOTICE = (
 )
 
 
+# In sandbox mode the poller checks every 15 s at first, so a demo settles within a minute,
+# unless POLL_SCHEDULE_MINUTES / POLL_WINDOW_MINUTES are set explicitly.
+SANDBOX_SCHEDULE = {"poll_schedule_minutes": [0.25, 0.25, 0.5, 1, 2, 5], "poll_window_minutes": 30}
+
+
+def _lifecycle_settings(settings: Settings) -> Settings:
+    if settings.agentmail_api_key is not None:
+        return settings
+    unset = {k: v for k, v in SANDBOX_SCHEDULE.items() if k not in settings.model_fields_set}
+    return settings.model_copy(update=unset)
+
+
 def _provider(settings: Settings) -> VerificationProvider:
     if settings.agentmail_api_key is None:
         return SandboxProvider(settings.sandbox_verify_seconds)
@@ -70,7 +82,7 @@ async def open_services(url: str, settings: Settings) -> AsyncIterator[Services]
             provider=provider,
             dns=dns,
             domains=DomainService(db),
-            lifecycle=LifecycleService(db, provider, dns, jobs, settings),
+            lifecycle=LifecycleService(db, provider, dns, jobs, _lifecycle_settings(settings)),
             api_keys=api_keys,
             access=AccessService(settings, api_keys, RateLimiter(settings)),
             seed=SeedService(db),
