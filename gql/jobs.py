@@ -36,7 +36,13 @@ class JobQueue:
         self._check: CheckHandler | None = None
         self._cleanup: CleanupHandler | None = None
 
-        @self.app.task(name="check_domain", queue=QUEUE)
+        # A check that fails (the database or the provider gone mid-check) is retried, so the
+        # domain's chain of checks survives it.
+        @self.app.task(
+            name="check_domain",
+            queue=QUEUE,
+            retry=RetryStrategy(max_attempts=10, exponential_wait=5),
+        )
         async def check_domain(domain_id: str, attempt: int) -> None:
             if self._check is None:
                 raise RuntimeError("no check handler installed")

@@ -336,7 +336,7 @@ _TRY_LOCK = compile_statement(
 
 async def try_lock(conn: asyncpg.Connection, *, domain_id: uuid.UUID) -> bool:
     """Take the domain's check lock for the current transaction; False when someone holds it."""
-    row = await _TRY_LOCK.fetchrow(conn, domain_id=domain_id)
+    row = await _TRY_LOCK.fetchrow(conn, domain_id=str(domain_id))
     return bool(row is not None and row[0])
 
 
