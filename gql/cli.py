@@ -100,7 +100,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    _with_services(settings, lambda services: services.jobs.run_worker())
+    _with_services(settings, lambda services: services.jobs.run_worker(handle_signals=True))
     return 0
 
 

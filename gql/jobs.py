@@ -18,6 +18,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 logger = logging.getLogger(__name__)
 
 QUEUE = "domains"
+SHUTDOWN_GRACE_SECONDS = 10.0
 CheckHandler = Callable[[uuid.UUID, int], Awaitable[None]]
 CleanupHandler = Callable[[str], Awaitable[None]]
 
@@ -104,8 +105,16 @@ class JobQueue:
             if job.id is not None:
                 await self.app.job_manager.cancel_job_by_id_async(job.id, delete_job=True)
 
-    async def run_worker(self, *, wait: bool = True) -> None:
-        """Work the queue until cancelled (or, with `wait=False`, until nothing is due)."""
+    async def run_worker(self, *, wait: bool = True, handle_signals: bool = False) -> None:
+        """Work the queue until cancelled (or, with `wait=False`, until nothing is due).
+
+        With `handle_signals`, SIGINT/SIGTERM stop it gracefully: running checks finish (up to
+        `SHUTDOWN_GRACE_SECONDS`), then the worker exits; what it could not finish stays queued.
+        """
         await self.app.run_worker_async(
-            queues=[QUEUE], wait=wait, install_signal_handlers=False, concurrency=4
+            queues=[QUEUE],
+            wait=wait,
+            install_signal_handlers=handle_signals,
+            concurrency=4,
+            shutdown_graceful_timeout=SHUTDOWN_GRACE_SECONDS,
         )
