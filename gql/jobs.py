@@ -115,6 +115,8 @@ class JobQueue:
             queues=[QUEUE],
             wait=wait,
             install_signal_handlers=handle_signals,
-            concurrency=4,
+            # Draining (tests, one-off runs) takes jobs one at a time, so a check that queues an
+            # immediately due successor is picked up before the worker decides it is done.
+            concurrency=4 if wait else 1,
             shutdown_graceful_timeout=SHUTDOWN_GRACE_SECONDS,
         )

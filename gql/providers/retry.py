@@ -47,7 +47,7 @@ class _Wait:
     """Retry-After when the provider sent one (capped), else exponential backoff with jitter."""
 
     def __init__(self, initial: float, cap: float) -> None:
-        self._backoff = wait_exponential_jitter(initial=initial, max=cap)
+        self._backoff = wait_exponential_jitter(multiplier=initial, max=cap, jitter=initial)
         self._cap = cap
 
     def __call__(self, state: RetryCallState) -> float:

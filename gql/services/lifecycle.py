@@ -13,7 +13,12 @@ from gql.db.engine import Database
 from gql.errors import Conflict, NotFound
 from gql.jobs import JobQueue
 from gql.models import DomainRecord, Principal, Status
-from gql.providers.verification import ProviderDomain, ProviderUnavailable, VerificationProvider
+from gql.providers.verification import (
+    ProviderDomain,
+    ProviderRejected,
+    ProviderUnavailable,
+    VerificationProvider,
+)
 from gql.services.dns import DnsService
 from gql.services.names import normalise_domain
 from gql.services.status_mapping import map_provider_status
@@ -132,9 +137,28 @@ class LifecycleService:
                 assert record is not None
                 return record
         await self._dns.publish(record)
-        return await self._trigger(principal, record)
+        try:
+            return await self._trigger(principal, record)
+        except (ProviderUnavailable, ProviderRejected):
+            # The domain exists at the provider and its records are stored: the create is
+            # finished, only its verification did not start. It stays pending, to be verified
+            # again; creating it again returns it.
+            async with self._db.connect() as conn:
+                pending = await repo.apply_check(
+                    conn,
+                    domain_id=record.id,
+                    status=Status.PENDING,
+                    reason="verification_not_started",
+                    records=None,
+                )
+            assert pending is not None
+            return pending
 
     async def _trigger(self, principal: Principal, record: DomainRecord) -> DomainRecord:
+        """Pre-mark verifying, ask the provider to re-check, store its answer, keep polling.
+
+        If the provider cannot be asked, the domain is put back as it was and the error raised.
+        """
         async with self._db.connect() as conn:
             started = await repo.start_verification(
                 conn, domain_id=record.id, user_id=principal.user_id
@@ -145,9 +169,15 @@ class LifecycleService:
         try:
             await self._provider.verify(provider_id)
             live = await self._provider.get(provider_id)
-        except ProviderUnavailable:
-            # The row says verifying and the poller will ask again: nothing is half-done.
-            await self._schedule_first_check(started)
+        except (ProviderUnavailable, ProviderRejected):
+            async with self._db.connect() as conn:
+                await repo.apply_check(
+                    conn,
+                    domain_id=record.id,
+                    status=record.status,
+                    reason=record.status_reason,
+                    records=None,
+                )
             raise
         stored = started if live is None else await self._store(started, live, verifying=True)
         await self._schedule_first_check(stored)

@@ -28,8 +28,16 @@ def normalise_domain(raw: str) -> str:
         raise InvalidInput("`domain` is empty: send a host name such as acme.com.")
     if len(text) > 1024:
         raise InvalidInput("`domain` is too long: send a host name such as acme.com.")
-    host = urlsplit(text if "://" in text else f"//{text}").hostname or ""
-    host = host.rstrip(".")
+    parts = urlsplit(text if "://" in text else f"//{text}")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise InvalidInput(f"`{raw[:100]}` has an invalid port: send only the host name.") from None
+    if parts.username is not None:
+        raise InvalidInput(
+            f"`{raw[:100]}` looks like an email address: send only the domain after the @."
+        )
+    host = (parts.hostname or "").rstrip(".")
     try:
         ascii_host = idna.encode(host, uts46=True).decode("ascii") if host else ""
     except idna.IDNAError:
