@@ -8,7 +8,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from cachetools import LRUCache
-from graphql import DocumentNode, GraphQLEnumType, GraphQLError, GraphQLSyntaxError, parse
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    GraphQLEnumType,
+    GraphQLError,
+    GraphQLSyntaxError,
+    parse,
+)
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
@@ -47,13 +54,19 @@ class DocumentCache:
 class GatewayExtension(SchemaExtension):
     """Created per operation (pass a factory), sharing one `DocumentCache`."""
 
-    def __init__(self, cache: DocumentCache) -> None:
+    def __init__(
+        self, cache: DocumentCache, rules: tuple[type[ASTValidationRule], ...], max_tokens: int
+    ) -> None:
         self._cache = cache
+        self._rules = rules
+        self._max_tokens = max_tokens
         self._entry: _Entry | None = None
         self._validation_errors: list[GraphQLError] = []
 
     def on_parse(self) -> Iterator[None]:
         ctx = self.execution_context
+        # Also applies when Strawberry parses a document this cache could not.
+        ctx.parse_options["max_tokens"] = self._max_tokens
         if ctx.query is not None and ctx.graphql_document is None:
             entry = self._cache.get(ctx.query)
             if entry is None:
@@ -74,7 +87,7 @@ class GatewayExtension(SchemaExtension):
         if entry is not None and ctx.graphql_document is entry.document:
             if entry.errors is None:
                 entry.errors = validate_document(
-                    ctx.schema._schema, entry.document, ctx.validation_rules
+                    ctx.schema._schema, entry.document, (*ctx.validation_rules, *self._rules)
                 )
             ctx.pre_execution_errors = list(entry.errors)
             self._validation_errors = entry.errors

@@ -1,6 +1,7 @@
 """Query and Mutation, and the schema built from them."""
 
 import uuid
+from collections.abc import Callable
 
 import strawberry
 from graphql import GraphQLError
@@ -8,6 +9,7 @@ from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.types import ExecutionContext, Info
 
 from gql.graphql.context import GatewayContext
+from gql.graphql.limits import validation_rules
 from gql.graphql.pipeline import DocumentCache, GatewayExtension
 from gql.graphql.types import (
     DeletedEmailDomain,
@@ -174,11 +176,13 @@ class GatewaySchema(strawberry.Schema):
 
 def build_schema(settings: Settings) -> strawberry.Schema:
     cache = DocumentCache(settings.graphql_document_cache_size)
-    extensions: list[type[SchemaExtension] | SchemaExtension] = []
+    rules = validation_rules(settings)
+
+    def gateway_extension() -> SchemaExtension:
+        return GatewayExtension(cache, rules, settings.graphql_max_tokens)
+
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = []
     if not settings.introspection:
         extensions.append(DisableIntrospection)
-    return GatewaySchema(
-        query=Query,
-        mutation=Mutation,
-        extensions=[*extensions, lambda: GatewayExtension(cache)],  # type: ignore[list-item]
-    )
+    extensions.append(gateway_extension)
+    return GatewaySchema(query=Query, mutation=Mutation, extensions=extensions)

@@ -1,0 +1,114 @@
+"""Validation rules that refuse expensive documents before anything executes.
+
+Depth and aliases use Strawberry's rules; the token limit is a parser option; the node estimate
+is ours: every field counts 1, multiplied by the page sizes of the lists around it (`first`,
+its default when absent, or the maximum when it comes from a variable).
+"""
+
+from collections.abc import Mapping
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLNamedType,
+    GraphQLObjectType,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationContext,
+    ValidationRule,
+    get_named_type,
+)
+from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
+from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
+
+from gql.services.domains import MAX_PAGE_SIZE
+from gql.settings import Settings
+
+__all__ = ["validation_rules"]
+
+
+def _page_size(field: FieldNode, default: object) -> int:
+    for argument in field.arguments or ():
+        if argument.name.value == "first":
+            if isinstance(argument.value, IntValueNode):
+                return max(0, int(argument.value.value))
+            return MAX_PAGE_SIZE
+    return default if isinstance(default, int) else 1
+
+
+def _estimate(
+    context: ValidationContext,
+    parent: GraphQLNamedType | None,
+    selection_set: SelectionSetNode | None,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    visiting: frozenset[str],
+) -> int:
+    if selection_set is None:
+        return 0
+    total = 0
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            field_def = (
+                parent.fields.get(selection.name.value)
+                if isinstance(parent, GraphQLObjectType)
+                else None
+            )
+            multiplier = 1
+            child_type: GraphQLNamedType | None = None
+            if field_def is not None:
+                first = field_def.args.get("first")
+                if first is not None:
+                    multiplier = _page_size(selection, first.default_value)
+                child_type = get_named_type(field_def.type)
+            total += 1 + multiplier * _estimate(
+                context, child_type, selection.selection_set, fragments, visiting
+            )
+        elif isinstance(selection, InlineFragmentNode):
+            condition = selection.type_condition
+            inner = context.schema.get_type(condition.name.value) if condition else parent
+            total += _estimate(context, inner, selection.selection_set, fragments, visiting)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            fragment = fragments.get(name)
+            if fragment is None or name in visiting:
+                continue  # unknown or cyclic: other rules report it
+            inner = context.schema.get_type(fragment.type_condition.name.value)
+            total += _estimate(context, inner, fragment.selection_set, fragments, visiting | {name})
+    return total
+
+
+def max_nodes_rule(max_nodes: int) -> type[ValidationRule]:
+    class MaxNodes(ValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            definitions = context.document.definitions
+            fragments = {
+                d.name.value: d for d in definitions if isinstance(d, FragmentDefinitionNode)
+            }
+            for operation in definitions:
+                if not isinstance(operation, OperationDefinitionNode):
+                    continue
+                root = context.schema.get_root_type(operation.operation)
+                nodes = _estimate(context, root, operation.selection_set, fragments, frozenset())
+                if nodes > max_nodes:
+                    context.report_error(
+                        GraphQLError(
+                            f"This operation could return about {nodes} nodes; the limit is "
+                            f"{max_nodes}. Ask for fewer items with `first` or fewer fields.",
+                            operation,
+                        )
+                    )
+
+    return MaxNodes
+
+
+def validation_rules(settings: Settings) -> tuple[type[ValidationRule], ...]:
+    return (
+        max_depth_rule(settings.graphql_max_depth, should_ignore=None),
+        max_aliases_rule(settings.graphql_max_aliases),
+        max_nodes_rule(settings.graphql_max_nodes),
+    )
