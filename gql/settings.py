@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1)
     rate_limit: str = "600/minute"
     rate_limit_anonymous: str = "60/minute"
+    rate_limit_storage: str = Field(
+        default="memory://",
+        description="Where counters live: memory:// (one process) or async+redis://host:6379.",
+    )
 
     graphiql: bool = True
     introspection: bool = True

@@ -3,12 +3,15 @@
 import math
 import time
 import uuid
+from typing import Any
 
+import coredis
 import jwt
 from cachetools import TTLCache
 from limits import parse
-from limits.aio.storage import MemoryStorage
+from limits.aio.storage import Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.storage import storage_from_string
 
 from gql.errors import RateLimited, Unauthenticated
 from gql.models import Principal
@@ -25,7 +28,13 @@ class RateLimiter:
     """Per-user limits for authenticated calls, per-address limits for failed or anonymous ones."""
 
     def __init__(self, settings: Settings) -> None:
-        self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
+        uri = settings.rate_limit_storage.removeprefix("async+")
+        # Our own Redis pool, so that closing the gateway closes its connections too.
+        self._pool = coredis.ConnectionPool.from_url(uri) if uri.startswith("redis") else None
+        options: dict[str, Any] = {} if self._pool is None else {"connection_pool": self._pool}
+        storage = storage_from_string(f"async+{uri}", **options)
+        assert isinstance(storage, Storage)
+        self._limiter = SlidingWindowCounterRateLimiter(storage)
         self._user = parse(settings.rate_limit)
         self._anonymous = parse(settings.rate_limit_anonymous)
 
@@ -45,6 +54,10 @@ class RateLimiter:
     async def hit_anonymous(self, client: str) -> None:
         await self._hit("anonymous", client)
 
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.disconnect()
+
 
 class AccessService:
     """Turns an `Authorization` header into a `Principal`, or refuses with a clear error."""
@@ -52,7 +65,7 @@ class AccessService:
     def __init__(self, settings: Settings, api_keys: ApiKeyService, limiter: RateLimiter) -> None:
         self._settings = settings
         self._api_keys = api_keys
-        self._limiter = limiter
+        self.limiter = limiter
         self._key_cache: TTLCache[str, uuid.UUID] | None = (
             TTLCache(maxsize=10_000, ttl=settings.api_key_cache_seconds)
             if settings.api_key_cache_seconds > 0
@@ -66,9 +79,9 @@ class AccessService:
         try:
             principal = await self._authenticate(authorization)
         except Unauthenticated:
-            await self._limiter.hit_anonymous(client)
+            await self.limiter.hit_anonymous(client)
             raise
-        await self._limiter.hit_user(principal.user_id)
+        await self.limiter.hit_user(principal.user_id)
         return principal
 
     async def _authenticate(self, authorization: str | None) -> Principal:

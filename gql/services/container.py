@@ -74,6 +74,7 @@ async def open_services(url: str, settings: Settings) -> AsyncIterator[Services]
     dns = DnsService(None if settings.cloudflare_api_token is None else CloudflareDns(settings))
     await db.open()
     await jobs.open()
+    services: Services | None = None
     try:
         api_keys = ApiKeyService(db)
         services = Services(
@@ -93,5 +94,7 @@ async def open_services(url: str, settings: Settings) -> AsyncIterator[Services]
     finally:
         await provider.close()
         await dns.close()
+        if services is not None:
+            services.access.limiter.close()
         await jobs.close()
         await db.close()
