@@ -23,6 +23,7 @@ from gql.rest.domains import patch_email_domain
 from gql.rest.responses import domain_error_response, error_response, json_response
 from gql.services.container import Services, open_services
 from gql.settings import Settings
+from gql.timeouts import RequestTimeLimit
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         graphql_ide="graphiql" if settings.graphiql else None,
         allowed_origins=settings.cors_origins,
     )
-    middleware = []
+    middleware = [Middleware(RequestTimeLimit, seconds=settings.request_timeout_seconds)]
     if settings.cors_origins:
         middleware.append(
             Middleware(

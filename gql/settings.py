@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     worker: bool = Field(default=True, description="Run the poller inside `serve`.")
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1)
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
     rate_limit: str = "600/minute"
     rate_limit_anonymous: str = "60/minute"
     rate_limit_storage: str = Field(
