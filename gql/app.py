@@ -19,11 +19,11 @@ from gql.db.embedded import embedded_database
 from gql.errors import DomainError
 from gql.graphql.schema import build_schema
 from gql.graphql.view import GatewayGraphQL
+from gql.http_limits import BodySizeLimit, RequestTimeLimit
 from gql.rest.domains import patch_email_domain
 from gql.rest.responses import domain_error_response, error_response, json_response
 from gql.services.container import Services, open_services
 from gql.settings import Settings
-from gql.timeouts import RequestTimeLimit
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route(
+                "/graphql",
+                BodySizeLimit(graphql, settings.max_body_bytes),
+                methods=["GET", "POST"],
+            ),
             WebSocketRoute("/graphql", graphql),
             Route("/api/email/domains/{id}", patch_email_domain, methods=_ALL_METHODS),
             Route("/healthz", healthz),

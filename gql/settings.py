@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     graphql_document_cache_size: int = Field(default=512, ge=0)
     graphql_max_depth: int = Field(default=10, ge=1)
     graphql_max_aliases: int = Field(default=15, ge=0)
+    graphql_max_introspection_depth: int = Field(default=15, ge=1)
     graphql_max_tokens: int = Field(default=2000, ge=1)
     graphql_max_nodes: int = Field(default=10_000, ge=1)
     cors_origins: list[str] = []

@@ -106,9 +106,60 @@ def max_nodes_rule(max_nodes: int) -> type[ValidationRule]:
     return MaxNodes
 
 
+def _introspection_depth(
+    selection_set: SelectionSetNode | None,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    visiting: frozenset[str],
+) -> int:
+    if selection_set is None:
+        return 0
+    deepest = 0
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            depth = 1 + _introspection_depth(selection.selection_set, fragments, visiting)
+        elif isinstance(selection, InlineFragmentNode):
+            depth = _introspection_depth(selection.selection_set, fragments, visiting)
+        else:
+            name = selection.name.value  # type: ignore[attr-defined]
+            fragment = fragments.get(name)
+            if fragment is None or name in visiting:
+                continue
+            depth = _introspection_depth(fragment.selection_set, fragments, visiting | {name})
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def max_introspection_depth_rule(limit: int) -> type[ValidationRule]:
+    """Strawberry's depth rule skips `__` fields; nested `ofType` chains are limited here.
+
+    The standard introspection query that GraphiQL and code generators send is 13 deep.
+    """
+
+    class MaxIntrospectionDepth(ValidationRule):
+        def enter_field(self, node: FieldNode, *_args: object) -> None:
+            if node.name.value not in ("__schema", "__type"):
+                return
+            definitions = self.context.document.definitions
+            fragments = {
+                d.name.value: d for d in definitions if isinstance(d, FragmentDefinitionNode)
+            }
+            depth = 1 + _introspection_depth(node.selection_set, fragments, frozenset())
+            if depth > limit:
+                self.report_error(
+                    GraphQLError(
+                        f"This introspection query is {depth} levels deep; the maximum "
+                        f"introspection depth is {limit}.",
+                        node,
+                    )
+                )
+
+    return MaxIntrospectionDepth
+
+
 def validation_rules(settings: Settings) -> tuple[type[ValidationRule], ...]:
     return (
         max_depth_rule(settings.graphql_max_depth, should_ignore=None),
+        max_introspection_depth_rule(settings.graphql_max_introspection_depth),
         max_aliases_rule(settings.graphql_max_aliases),
         max_nodes_rule(settings.graphql_max_nodes),
     )

@@ -114,6 +114,15 @@ class GatewayExtension(SchemaExtension):
             return error
         if isinstance(error, GraphQLSyntaxError):
             return _with_code(error, "GRAPHQL_PARSE_FAILED")
+        if error.message == "Validation aborted.":
+            # graphql-core gives up on documents too costly to check (e.g. one field repeated
+            # hundreds of times) with no reason; say what to change.
+            return _with_code(
+                error,
+                "GRAPHQL_VALIDATION_FAILED",
+                "The document exceeds the limit on validation work, for example because it "
+                "repeats the same field many times: remove the duplicates.",
+            )
         if any(error is v for v in self._validation_errors):
             return _with_code(error, "GRAPHQL_VALIDATION_FAILED", self._enum_hint(error.message))
         if error.path is None and (original is None or isinstance(original, GraphQLError)):
