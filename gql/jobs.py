@@ -8,17 +8,21 @@ PostgreSQL advisory lock on the domain. A worker killed mid-check leaves its job
 periodic `retry_stalled_jobs` task puts it back in the queue, so no scheduled check is lost.
 """
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
 from procrastinate import App, PsycopgConnector, RetryStrategy
-from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
+from procrastinate.jobs import Status
 
 logger = logging.getLogger(__name__)
 
 QUEUE = "domains"
 SHUTDOWN_GRACE_SECONDS = 10.0
+RETRY_FAILED_CHECK_SECONDS = 60
 CheckHandler = Callable[[uuid.UUID, int], Awaitable[None]]
 CleanupHandler = Callable[[str], Awaitable[None]]
 
@@ -37,17 +41,25 @@ class JobQueue:
         self._check: CheckHandler | None = None
         self._cleanup: CleanupHandler | None = None
 
-        # A check that fails (the database or the provider gone mid-check) is retried, so the
-        # domain's chain of checks survives it.
-        @self.app.task(
-            name="check_domain",
-            queue=QUEUE,
-            retry=RetryStrategy(max_attempts=10, exponential_wait=5),
-        )
+        @self.app.task(name="check_domain", queue=QUEUE)
         async def check_domain(domain_id: str, attempt: int) -> None:
             if self._check is None:
                 raise RuntimeError("no check handler installed")
-            await self._check(uuid.UUID(domain_id), attempt)
+            domain = uuid.UUID(domain_id)
+            try:
+                await self._check(domain, attempt)
+            except BaseException:
+                # A check that fails or is aborted (the database gone mid-check, a shutdown)
+                # queues its own retry, so the domain's chain survives; if a check is already
+                # queued for the domain, that one stands. The job itself ends as failed.
+                logger.exception("check of domain %s failed; retrying later", domain_id)
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(
+                        self.schedule_check(
+                            domain, attempt=attempt, delay_seconds=RETRY_FAILED_CHECK_SECONDS
+                        )
+                    )
+                raise
 
         # Clean-up after a delete: retried with backoff for about an hour, then logged as failed.
         @self.app.task(
@@ -65,7 +77,15 @@ class JobQueue:
         async def retry_stalled_jobs(timestamp: int) -> None:
             for job in await self.app.job_manager.get_stalled_jobs():
                 logger.warning("re-queueing stalled job %s (%s)", job.id, job.task_name)
-                await self.app.job_manager.retry_job(job)
+                try:
+                    await self.app.job_manager.retry_job(job)
+                except UniqueViolation:
+                    # The domain was queued again meanwhile: that check stands, this one ends.
+                    await self.app.job_manager.finish_job(
+                        job=job, status=Status.FAILED, delete_job=False
+                    )
+                except Exception:
+                    logger.exception("could not re-queue stalled job %s", job.id)
 
         self._check_domain = check_domain
         self._cleanup_domain = cleanup_domain

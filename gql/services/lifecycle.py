@@ -197,44 +197,56 @@ class LifecycleService:
         return await self._store(record, live, verifying=record.status is Status.VERIFYING)
 
     async def check(self, domain_id: uuid.UUID, attempt: int) -> None:
-        """One poller step for a verifying domain; schedules the next one while needed."""
+        """One poller step for a verifying domain; schedules the next one while needed.
+
+        The next check is queued after this one's transaction ends, so it never finds the
+        domain's lock still held by its predecessor.
+        """
         async with self._db.transaction() as conn:
-            if not await repo.try_lock(conn, domain_id=domain_id):
-                await self._jobs.schedule_check(
-                    domain_id, attempt=attempt, delay_seconds=_RETRY_LOCKED_SECONDS
+            if await repo.try_lock(conn, domain_id=domain_id):
+                next_attempt, delay = (
+                    attempt + 1,
+                    await self._check_locked(conn, domain_id, attempt),
                 )
-                return
-            record = await repo.get_by_id(conn, domain_id=domain_id)
-            if record is None or record.status is not Status.VERIFYING:
-                return
-            started = record.verification_started_at or record.updated_at
-            deadline = started + self._window
-            if datetime.now(UTC) >= deadline:
-                await repo.apply_check(
-                    conn,
-                    domain_id=domain_id,
-                    status=Status.FAILED,
-                    reason="verification_timeout",
-                    records=None,
-                )
-                logger.info("domain %s not verified within the window: failed", domain_id)
-                return
-            try:
-                live = await self._provider.get(record.agentmail_domain_id or record.domain)
-            except ProviderUnavailable:
-                live = None
-            if live is not None:
-                try:
-                    record = await self._store(record, live, verifying=True)
-                except Conflict:
-                    return
-            if record.status is not Status.VERIFYING:
-                return
-            step = self._schedule[min(attempt + 1, len(self._schedule) - 1)]
-            remaining = (deadline - datetime.now(UTC)).total_seconds()
-            await self._jobs.schedule_check(
-                domain_id, attempt=attempt + 1, delay_seconds=max(0.0, min(step, remaining))
+            else:
+                next_attempt, delay = attempt, _RETRY_LOCKED_SECONDS
+        if delay is not None:
+            await self._jobs.schedule_check(domain_id, attempt=next_attempt, delay_seconds=delay)
+
+    async def _check_locked(
+        self, conn: asyncpg.Connection, domain_id: uuid.UUID, attempt: int
+    ) -> float | None:
+        """Ask the provider and store its answer; the delay before the next check, if any."""
+        record = await repo.get_by_id(conn, domain_id=domain_id)
+        if record is None or record.status is not Status.VERIFYING:
+            return None
+        started = record.verification_started_at or record.updated_at
+        deadline = started + self._window
+        if datetime.now(UTC) >= deadline:
+            await repo.apply_check(
+                conn,
+                domain_id=domain_id,
+                status=Status.FAILED,
+                reason="verification_timeout",
+                records=None,
             )
+            logger.info("domain %s not verified within the window: failed", domain_id)
+            return None
+        try:
+            live = await self._provider.get(record.agentmail_domain_id or record.domain)
+        except (ProviderUnavailable, ProviderRejected) as error:
+            logger.warning("check of domain %s got no answer: %s", domain_id, error.message)
+            live = None
+        if live is not None:
+            try:
+                record = await self._store(record, live, verifying=True)
+            except Conflict:
+                return None
+        if record.status is not Status.VERIFYING:
+            return None
+        step = self._schedule[min(attempt + 1, len(self._schedule) - 1)]
+        remaining = (deadline - datetime.now(UTC)).total_seconds()
+        return max(0.0, min(step, remaining))
 
     async def sync(self, principal: Principal, records: tuple[DomainRecord, ...]) -> SyncResult:
         """Refresh listed domains from the provider; a failure keeps that row's cached status."""
