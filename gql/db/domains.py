@@ -18,27 +18,25 @@ _OWNED = (t.c.id == sa.bindparam("domain_id"), t.c.user_id == sa.bindparam("owne
 
 _GET = compile_statement(sa.select(*_COLUMNS).where(*_OWNED))
 
-# The override in one round trip. The CTE changes the row only when the status differs; when
-# it does not (or the row is not the caller's), the second branch returns the row as it is, so
-# a no-op leaves `updated_at` alone and writes nothing. `updated_at` moves strictly forward even
-# if the clock steps back.
-_changed = (
+# The override in one round trip. A single UPDATE, because when it has to wait for a concurrent
+# writer PostgreSQL re-reads the newest row version before applying it, so the row it returns is
+# always current (a "change only if different, else SELECT" variant answered with stale rows
+# under contention). Setting the status the row already has keeps `updated_at`; a change moves
+# it strictly forward even if the clock steps back.
+_new_status_param = sa.bindparam("new_status", type_=sa.String)
+_SET_STATUS = compile_statement(
     sa.update(t)
-    .where(*_OWNED, t.c.status != sa.bindparam("new_status"))
+    .where(*_OWNED)
     .values(
-        status=sa.bindparam("new_status"),
-        updated_at=sa.func.greatest(
-            sa.func.clock_timestamp(), t.c.updated_at + sa.text("interval '1 microsecond'")
+        status=_new_status_param,
+        updated_at=sa.case(
+            (t.c.status == _new_status_param, t.c.updated_at),
+            else_=sa.func.greatest(
+                sa.func.clock_timestamp(), t.c.updated_at + sa.text("interval '1 microsecond'")
+            ),
         ),
     )
     .returning(*_COLUMNS)
-    .cte("changed")
-)
-_SET_STATUS = compile_statement(
-    sa.union_all(
-        sa.select(*_changed.c),
-        sa.select(*_COLUMNS).where(*_OWNED, ~sa.exists(sa.select(_changed.c.id))),
-    )
 )
 
 
