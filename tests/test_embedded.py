@@ -4,17 +4,20 @@ import pytest
 
 from gql.app import create_app
 from gql.settings import Settings
-from tests.conftest import running
+from tests.conftest import running, stop_embedded
 
 
 @pytest.mark.embedded
 async def test_gateway_boots_the_embedded_server(tmp_path):
     settings = Settings(_env_file=None, database_url=None, data_dir=tmp_path / "data")  # type: ignore[call-arg]
-    async with running(create_app(settings)) as client:
-        ready = await client.get("/readyz")
-        assert ready.json() == {"status": "ok"}
-        body = (
-            await client.post("/graphql", json={"query": "{ emailDomains { totalCount } }"})
-        ).json()
-        assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
-    assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
+    try:
+        async with running(create_app(settings)) as client:
+            ready = await client.get("/readyz")
+            assert ready.json() == {"status": "ok"}
+            body = (
+                await client.post("/graphql", json={"query": "{ emailDomains { totalCount } }"})
+            ).json()
+            assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
+    finally:
+        stop_embedded(tmp_path / "data" / "postgres")
