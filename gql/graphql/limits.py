@@ -8,6 +8,7 @@ its default when absent, or the maximum when it comes from a variable).
 from collections.abc import Mapping
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -29,6 +30,10 @@ from gql.services.domains import MAX_PAGE_SIZE
 from gql.settings import Settings
 
 __all__ = ["validation_rules"]
+
+
+def _fragments(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
+    return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
 
 
 def _page_size(field: FieldNode, default: object) -> int:
@@ -86,9 +91,7 @@ def max_nodes_rule(max_nodes: int) -> type[ValidationRule]:
         def __init__(self, context: ValidationContext) -> None:
             super().__init__(context)
             definitions = context.document.definitions
-            fragments = {
-                d.name.value: d for d in definitions if isinstance(d, FragmentDefinitionNode)
-            }
+            fragments = _fragments(context.document)
             for operation in definitions:
                 if not isinstance(operation, OperationDefinitionNode):
                     continue
@@ -139,10 +142,7 @@ def max_introspection_depth_rule(limit: int) -> type[ValidationRule]:
         def enter_field(self, node: FieldNode, *_args: object) -> None:
             if node.name.value not in ("__schema", "__type"):
                 return
-            definitions = self.context.document.definitions
-            fragments = {
-                d.name.value: d for d in definitions if isinstance(d, FragmentDefinitionNode)
-            }
+            fragments = _fragments(self.context.document)
             depth = 1 + _introspection_depth(node.selection_set, fragments, frozenset())
             if depth > limit:
                 self.report_error(

@@ -66,15 +66,7 @@ class AgentMailProvider:
                     raise RetryableStatus(status, retry_after_seconds(error.headers)) from error
                 raise
 
-        s = self._settings
-        return await with_retries(
-            once,
-            provider=self.name,
-            attempts=s.provider_attempts,
-            initial_backoff=s.provider_backoff_seconds,
-            max_backoff=s.provider_max_backoff_seconds,
-            deadline=s.provider_deadline_seconds,
-        )
+        return await with_retries(once, provider=self.name, settings=self._settings)
 
     async def create(self, domain: str, *, client_id: str) -> ProviderDomain:
         options: RequestOptions = {

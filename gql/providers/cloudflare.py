@@ -77,15 +77,7 @@ class CloudflareDns:
                     raise RetryableStatus(error.status_code, retry_after) from error
                 raise
 
-        s = self._settings
-        return await with_retries(
-            once,
-            provider=self.name,
-            attempts=s.provider_attempts,
-            initial_backoff=s.provider_backoff_seconds,
-            max_backoff=s.provider_max_backoff_seconds,
-            deadline=s.provider_deadline_seconds,
-        )
+        return await with_retries(once, provider=self.name, settings=self._settings)
 
     async def find_zone(self, domain: str) -> Zone | None:
         """The zone that holds `domain` (the name itself or its closest managed parent)."""

@@ -15,6 +15,7 @@ from tenacity import (
 )
 
 from gql.providers.verification import ProviderUnavailable
+from gql.settings import Settings
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -57,20 +58,14 @@ class _Wait:
         return float(self._backoff(state))
 
 
-async def with_retries(
-    call: Callable[[], Awaitable[T]],
-    *,
-    provider: str,
-    attempts: int,
-    initial_backoff: float,
-    max_backoff: float,
-    deadline: float,
-) -> T:
-    """Run `call`, retrying transient failures; give up with `ProviderUnavailable`."""
+async def with_retries(call: Callable[[], Awaitable[T]], *, provider: str, settings: Settings) -> T:
+    """Run `call`, retrying transient failures as the PROVIDER_* settings say; give up with
+    `ProviderUnavailable`."""
     retrying = AsyncRetrying(
         retry=retry_if_exception(_retryable),
-        stop=stop_after_attempt(attempts) | stop_after_delay(deadline),
-        wait=_Wait(initial_backoff, max_backoff),
+        stop=stop_after_attempt(settings.provider_attempts)
+        | stop_after_delay(settings.provider_deadline_seconds),
+        wait=_Wait(settings.provider_backoff_seconds, settings.provider_max_backoff_seconds),
         reraise=True,
     )
     try:
