@@ -21,6 +21,7 @@ from gql.graphql.schema import build_schema
 from gql.graphql.view import GatewayGraphQL
 from gql.http_limits import BodySizeLimit, RequestTimeLimit
 from gql.rest.domains import patch_email_domain
+from gql.rest.openapi import openapi_document
 from gql.rest.responses import domain_error_response, error_response, json_response
 from gql.services.container import Services, open_services
 from gql.settings import Settings
@@ -43,6 +44,11 @@ async def readyz(request: Request) -> Response:
     except DomainError as error:
         return domain_error_response(error)
     return json_response({"status": "ok"})
+
+
+async def openapi(request: Request) -> Response:
+    """The OpenAPI description of the REST shim."""
+    return json_response(openapi_document())
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -107,6 +113,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ),
             WebSocketRoute("/graphql", graphql),
             Route("/api/email/domains/{id}", patch_email_domain, methods=_ALL_METHODS),
+            Route("/api/openapi.json", openapi),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
         ],

@@ -28,11 +28,14 @@ def normalise_domain(raw: str) -> str:
         raise InvalidInput("`domain` is empty: send a host name such as acme.com.")
     if len(text) > 1024:
         raise InvalidInput("`domain` is too long: send a host name such as acme.com.")
-    parts = urlsplit(text if "://" in text else f"//{text}")
     try:
+        parts = urlsplit(text if "://" in text else f"//{text}")
         parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError:
-        raise InvalidInput(f"`{raw[:100]}` has an invalid port: send only the host name.") from None
+        raise InvalidInput(
+            f"`{raw[:100]}` is not a valid host name (bad brackets or port): send one such as "
+            "acme.com."
+        ) from None
     if parts.username is not None:
         raise InvalidInput(
             f"`{raw[:100]}` looks like an email address: send only the domain after the @."

@@ -47,8 +47,10 @@ class LiveServer:
         startup_timeout: float = 10.0,
         shutdown_timeout: float = 5.0,
         name: str = "fake-server",
+        lifespan: bool = False,
     ) -> None:
         self._app = app
+        self._lifespan = lifespan
         self._host = host
         self._startup_timeout = startup_timeout
         self._shutdown_timeout = shutdown_timeout
@@ -94,7 +96,7 @@ class LiveServer:
             log_config=None,  # keep uvicorn away from logging.dictConfig
             log_level="warning",
             access_log=False,
-            lifespan="off",
+            lifespan="on" if self._lifespan else "off",
             ws="none",
             loop="asyncio",
             timeout_graceful_shutdown=1,
