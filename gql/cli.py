@@ -88,6 +88,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         log_level=settings.log_level.lower(),
         access_log=settings.access_log,
         timeout_graceful_shutdown=10,
+        # The sans-I/O implementation: the default one is built on a deprecated websockets API.
+        ws="websockets-sansio",
     )
     return 0
 

@@ -48,9 +48,11 @@ class LiveServer:
         shutdown_timeout: float = 5.0,
         name: str = "fake-server",
         lifespan: bool = False,
+        websockets: bool = False,
     ) -> None:
         self._app = app
         self._lifespan = lifespan
+        self._websockets = websockets
         self._host = host
         self._startup_timeout = startup_timeout
         self._shutdown_timeout = shutdown_timeout
@@ -97,7 +99,7 @@ class LiveServer:
             log_level="warning",
             access_log=False,
             lifespan="on" if self._lifespan else "off",
-            ws="none",
+            ws="websockets-sansio" if self._websockets else "none",
             loop="asyncio",
             timeout_graceful_shutdown=1,
         )
