@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     graphql_max_introspection_depth: int = Field(default=15, ge=1)
     graphql_max_tokens: int = Field(default=2000, ge=1)
     graphql_max_nodes: int = Field(default=10_000, ge=1)
+    graphql_max_batch: int = Field(
+        default=0, ge=0, description="Operations per batched request; 0 turns batching off."
+    )
     cors_origins: list[str] = []
 
     host: str = "127.0.0.1"

@@ -237,3 +237,15 @@ def session_jwt(user_id: uuid.UUID) -> str:
     from tests.conftest import session_token
 
     return session_token(user_id)
+
+
+async def test_batching_only_when_configured(database_url, make_owner):
+    owner = await make_owner()
+    batch = [{"query": "{ __typename }"}, {"query": "{ emailDomains { totalCount } }"}]
+    async with running(create_app_with(database_url, graphql_max_batch=2)) as client:
+        answers = (await client.post("/graphql", json=batch, headers=owner.headers)).json()
+        assert answers[0] == {"data": {"__typename": "Query"}}
+        assert answers[1]["data"]["emailDomains"]["totalCount"] == 2
+        too_many = await client.post("/graphql", json=batch * 2, headers=owner.headers)
+        assert too_many.status_code == 400
+        assert "Too many operations" in too_many.text

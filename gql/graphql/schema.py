@@ -6,6 +6,7 @@ from collections.abc import Callable
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import DisableIntrospection, SchemaExtension
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
 
 from gql.graphql.context import GatewayContext
@@ -185,4 +186,9 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     if not settings.introspection:
         extensions.append(DisableIntrospection)
     extensions.append(gateway_extension)
-    return GatewaySchema(query=Query, mutation=Mutation, extensions=extensions)
+    config = StrawberryConfig(
+        batching_config=(
+            {"max_operations": settings.graphql_max_batch} if settings.graphql_max_batch else None
+        )
+    )
+    return GatewaySchema(query=Query, mutation=Mutation, extensions=extensions, config=config)
