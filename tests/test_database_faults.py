@@ -468,7 +468,7 @@ async def test_statement_timeout_is_503_and_leaves_the_row(database_url: str) ->
 
 async def test_fifty_simultaneous_overrides_of_one_domain(database_url: str) -> None:
     seed = int.from_bytes(os.urandom(4), "big")
-    rng = random.Random(seed)  # noqa: S311 - a reproducible mix, not a secret
+    rng = random.Random(seed)
     async with asyncio.timeout(30), app_on(database_url) as (client, svc):
         user_id, headers, [domain] = await new_owner(svc, ["verified"], verified_at=VERIFIED_AT)
         jwt_headers = bearer(session_token(user_id))
