@@ -36,6 +36,21 @@ def _fragments(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
     return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
 
 
+def _follow(
+    selection: object,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    visiting: frozenset[str],
+) -> tuple[FragmentDefinitionNode, frozenset[str]] | None:
+    """The fragment a spread names, unless it is unknown or cyclic (other rules report those)."""
+    if not isinstance(selection, FragmentSpreadNode):
+        return None
+    name = selection.name.value
+    fragment = fragments.get(name)
+    if fragment is None or name in visiting:
+        return None
+    return fragment, visiting | {name}
+
+
 def _page_size(field: FieldNode, default: object) -> int:
     for argument in field.arguments or ():
         if argument.name.value == "first":
@@ -76,13 +91,10 @@ def _estimate(
             condition = selection.type_condition
             inner = context.schema.get_type(condition.name.value) if condition else parent
             total += _estimate(context, inner, selection.selection_set, fragments, visiting)
-        elif isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            fragment = fragments.get(name)
-            if fragment is None or name in visiting:
-                continue  # unknown or cyclic: other rules report it
+        elif (followed := _follow(selection, fragments, visiting)) is not None:
+            fragment, inner_visiting = followed
             inner = context.schema.get_type(fragment.type_condition.name.value)
-            total += _estimate(context, inner, fragment.selection_set, fragments, visiting | {name})
+            total += _estimate(context, inner, fragment.selection_set, fragments, inner_visiting)
     return total
 
 
@@ -122,12 +134,11 @@ def _introspection_depth(
             depth = 1 + _introspection_depth(selection.selection_set, fragments, visiting)
         elif isinstance(selection, InlineFragmentNode):
             depth = _introspection_depth(selection.selection_set, fragments, visiting)
+        elif (followed := _follow(selection, fragments, visiting)) is not None:
+            fragment, inner_visiting = followed
+            depth = _introspection_depth(fragment.selection_set, fragments, inner_visiting)
         else:
-            name = selection.name.value  # type: ignore[attr-defined]
-            fragment = fragments.get(name)
-            if fragment is None or name in visiting:
-                continue
-            depth = _introspection_depth(fragment.selection_set, fragments, visiting | {name})
+            continue
         deepest = max(deepest, depth)
     return deepest
 

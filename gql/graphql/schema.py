@@ -22,7 +22,7 @@ from gql.graphql.types import (
     to_status,
 )
 from gql.models import Principal, Status
-from gql.services.domains import encode_cursor
+from gql.services.domains import DEFAULT_PAGE_SIZE, encode_cursor
 from gql.settings import Settings
 
 GatewayInfo = Info[GatewayContext, None]
@@ -63,7 +63,7 @@ class Query:
     async def email_domains(
         self,
         info: GatewayInfo,
-        first: int | None = 50,
+        first: int | None = DEFAULT_PAGE_SIZE,
         after: str | None = None,
         status: DomainStatus | None = None,
         sync: bool = False,
@@ -72,7 +72,7 @@ class Query:
         principal = await ctx.principal()
         wanted = None if status is None else to_status(status)
         page = await ctx.services.domains.list_page(
-            principal, first=50 if first is None else first, after=after, status=wanted
+            principal, first=first, after=after, status=wanted
         )
         records = page.records
         if sync:

@@ -18,6 +18,7 @@ from gql.models import (
 )
 
 MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 50
 _ALLOWED = ", ".join(s.value for s in OVERRIDABLE_STATUSES)
 
 
@@ -69,11 +70,13 @@ class DomainService:
         self,
         principal: Principal,
         *,
-        first: int,
+        first: int | None,
         after: str | None,
         status: Status | None,
     ) -> DomainPage:
-        """A page of the caller's domains, newest first, after an opaque cursor."""
+        """A page of the caller's domains (`first`, default 50), newest first, after a cursor."""
+        if first is None:
+            first = DEFAULT_PAGE_SIZE
         if not 0 <= first <= MAX_PAGE_SIZE:
             raise InvalidInput(f"`first` must be between 0 and {MAX_PAGE_SIZE}.")
         cursor = None if after is None else decode_cursor(after)
