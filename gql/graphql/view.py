@@ -1,19 +1,37 @@
 """The Strawberry view mounted on /graphql."""
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.http.exceptions import WebSocketDisconnected
 
 from gql.graphql.context import GatewayContext
 
 SANDBOX_HEADER = "verification is simulated; set AGENTMAIL_API_KEY to use AgentMail"
 
 
+class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
+    """Sends every message as a text frame, as graphql-transport-ws requires.
+
+    Strawberry sends bytes as binary frames, and `encode_json` returns orjson's bytes; the
+    reference `graphql-ws` client closes the connection on a binary frame.
+    """
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        try:
+            await self.ws.send_text(orjson.dumps(message).decode())
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
 class GatewayGraphQL(GraphQL[GatewayContext, None]):
+    websocket_adapter_class = TextFrameWebSocketAdapter
+
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
