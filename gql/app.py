@@ -17,6 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from gql.db.embedded import embedded_database
 from gql.errors import DomainError
+from gql.graphql import ide
 from gql.graphql.schema import build_schema
 from gql.graphql.view import GatewayGraphQL
 from gql.http_limits import BodySizeLimit, RequestTimeLimit
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 methods=["GET", "POST"],
             ),
             WebSocketRoute("/graphql", graphql),
+            *([Route("/graphql/ide/{version}/{name}", ide.asset)] if settings.graphiql else []),
             Route("/api/email/domains/{id}", patch_email_domain, methods=_ALL_METHODS),
             Route("/api/openapi.json", openapi),
             Route("/healthz", healthz),

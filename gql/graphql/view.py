@@ -10,6 +10,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http.exceptions import WebSocketDisconnected
 
+from gql.graphql import ide
 from gql.graphql.context import GatewayContext
 
 SANDBOX_HEADER = "verification is simulated; set AGENTMAIL_API_KEY to use AgentMail"
@@ -46,6 +47,9 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
             and request.query_params.get("query") is None
             and "text/html" in request.headers.get("accept", "")
         )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return ide.page(request)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
