@@ -38,9 +38,52 @@
 
   var fetcher = GraphiQL.createFetcher({ url: url, subscriptionUrl: subscriptionUrl });
 
+  // GraphiQL saves each history entry with its headers, API key included, even when headers
+  // are not persisted. Saved entries lose their headers unless the user turns on
+  // "Persist headers" in the settings.
+  var HISTORY = { "graphiql:queries": "queries", "graphiql:favorites": "favorites" };
+
+  function withoutHeaders(key, value) {
+    if (!(key in HISTORY) || localStorage.getItem("graphiql:shouldPersistHeaders") === "true") {
+      return value;
+    }
+    var saved = JSON.parse(value);
+    (saved[HISTORY[key]] || []).forEach(function (entry) {
+      delete entry.headers;
+    });
+    return JSON.stringify(saved);
+  }
+
+  var storage = {
+    getItem: function (key) {
+      return localStorage.getItem(key);
+    },
+    setItem: function (key, value) {
+      localStorage.setItem(key, withoutHeaders(key, value));
+    },
+    removeItem: function (key) {
+      localStorage.removeItem(key);
+    },
+    clear: function () {
+      Object.keys(localStorage)
+        .filter(function (key) {
+          return key.indexOf("graphiql:") === 0;
+        })
+        .forEach(function (key) {
+          localStorage.removeItem(key);
+        });
+    },
+    get length() {
+      return Object.keys(localStorage).filter(function (key) {
+        return key.indexOf("graphiql:") === 0;
+      }).length;
+    },
+  };
+
   ReactDOM.createRoot(document.getElementById("graphiql")).render(
     React.createElement(GraphiQL, {
       fetcher: fetcher,
+      storage: storage,
       defaultQuery: defaultQuery,
       defaultHeaders: defaultHeaders,
       defaultEditorToolsVisibility: "headers",
