@@ -24,6 +24,7 @@ from playwright.async_api import (
     WebSocket,
     async_playwright,
 )
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.conftest import Owner
 from tests.helpers import Served, serve
@@ -132,7 +133,7 @@ async def visit(context: BrowserContext, gateway: Served) -> Visit:
     page.on("websocket", lambda ws: seen.websockets.append(ws))
     page.on("console", on_console)
     page.on("pageerror", lambda error: seen.errors.append(str(error)))
-    await load(page, page.goto(f"{gateway.url}/graphql"))
+    await load(seen, page.goto(f"{gateway.url}/graphql"))
     return seen
 
 
@@ -140,14 +141,20 @@ def is_introspection(request: Request) -> bool:
     return request.method == "POST" and "IntrospectionQuery" in (request.post_data or "")
 
 
-async def load(page: Page, navigation: Awaitable[object]) -> None:
+async def load(seen: Visit, navigation: Awaitable[object]) -> None:
     """Navigate and wait until GraphiQL has fetched the schema."""
-    async with page.expect_response(
-        lambda response: is_introspection(response.request), timeout=20_000
-    ) as introspection:
-        await navigation
+    try:
+        async with seen.page.expect_response(
+            lambda response: is_introspection(response.request), timeout=20_000
+        ) as introspection:
+            await navigation
+    except PlaywrightTimeoutError:
+        raise AssertionError(
+            f"GraphiQL did not load the schema; refused requests: {seen.refused}; "
+            f"errors: {seen.errors}"
+        ) from None
     assert (await introspection.value).ok
-    await page.locator(".graphiql-execute-button").wait_for()
+    await seen.page.locator(".graphiql-execute-button").wait_for()
 
 
 async def set_editor(page: Page, selector: str, text: str) -> None:
@@ -238,7 +245,7 @@ async def test_graphiql_keeps_the_query_history_but_not_the_key(
     result = await run(page)
     assert result == {"data": {"emailDomains": {"totalCount": 1}}}
 
-    await load(page, page.reload())
+    await load(seen, page.reload())
     await page.get_by_role("button", name="Show History").click()
 
     await page.locator(".graphiql-history-item").get_by_text("OnlyStatuses").wait_for()
