@@ -7,6 +7,7 @@ one content forever and can be cached as immutable. A Content-Security-Policy on
 forbids every other origin.
 """
 
+import asyncio
 import gzip
 import hashlib
 import html
@@ -73,6 +74,11 @@ def bundle() -> Bundle:
     return Bundle(version.hexdigest()[:16], served)
 
 
+async def current() -> Bundle:
+    """The bundle, read off the event loop the first time (hashing and compressing take a while)."""
+    return await asyncio.to_thread(bundle)
+
+
 def content_security_policy(host: str | None) -> str:
     """Only this origin: its scripts, styles and HTTP endpoint, and its WebSocket endpoint."""
     connect = "'self'"
@@ -95,9 +101,10 @@ def content_security_policy(host: str | None) -> str:
     )
 
 
-def page(request: Request) -> HTMLResponse:
+async def page(request: Request) -> HTMLResponse:
     """The GraphiQL page for the GraphQL endpoint at `request`'s URL."""
-    prefix = html.escape(f"{request.url.path.rstrip('/')}/ide/{bundle().version}/")
+    version = (await current()).version
+    prefix = html.escape(f"{request.url.path.rstrip('/')}/ide/{version}/")
     styles = "".join(f'<link rel="stylesheet" href="{prefix}{name}">' for name in STYLES)
     scripts = "".join(f'<script src="{prefix}{name}" defer></script>' for name in SCRIPTS)
     body = (
@@ -122,9 +129,9 @@ def page(request: Request) -> HTMLResponse:
 
 async def asset(request: Request) -> Response:
     """One of the page's files, cached for a year: its URL changes when its content does."""
-    current = bundle()
-    found = current.assets.get(request.path_params["name"])
-    if request.path_params["version"] != current.version or found is None:
+    served = await current()
+    found = served.assets.get(request.path_params["name"])
+    if request.path_params["version"] != served.version or found is None:
         raise HTTPException(404)
     headers = {
         "Cache-Control": IMMUTABLE,

@@ -49,7 +49,7 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
         )
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        return ide.page(request)
+        return await ide.page(request)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
