@@ -287,3 +287,38 @@ async def test_graphiql_sends_subscriptions_over_the_gateways_websocket(
     shown = answer["payload"] if answer["type"] == "next" else {"errors": answer["payload"]}
     assert result == shown
     seen.assert_stayed_on_loopback()
+
+
+async def test_graphiql_served_over_https_subscribes_over_wss_on_its_own_host(
+    gateway: Served, context: BrowserContext
+) -> None:
+    """As behind a TLS-terminating proxy: the browser asks https://graphiql.test, which the test
+    answers from the gateway, with that Host header (the policy names the host)."""
+    page = await context.new_page()
+    proxied: list[str] = []
+    errors: list[str] = []
+
+    async def proxy(route: Route, request: Request) -> None:
+        parts = urlsplit(request.url)
+        if parts.hostname != "graphiql.test":
+            await route.abort("internetdisconnected")
+            return
+        proxied.append(request.url)
+        answer = await route.fetch(
+            url=gateway.url + parts.path, headers={**request.headers, "host": "graphiql.test"}
+        )
+        await route.fulfill(response=answer)
+
+    await context.route("**/*", proxy)
+    page.on("console", lambda message: errors.append(message.text))
+    async with page.expect_response(lambda r: is_introspection(r.request)) as introspection:
+        await page.goto("https://graphiql.test/graphql")
+    assert (await introspection.value).ok
+    await set_query(page, "subscription Watch { __typename }")
+
+    async with page.expect_websocket() as opened:
+        await page.locator(".graphiql-execute-button").click()
+
+    assert (await opened.value).url == "wss://graphiql.test/graphql"
+    assert [e for e in errors if "Content Security Policy" in e] == []
+    assert all(url.startswith("https://graphiql.test/graphql") for url in proxied)
