@@ -66,6 +66,7 @@ def to_record(row: asyncpg.Record) -> DomainRecord:
         status_reason=row["status_reason"],
         verification_started_at=row["verification_started_at"],
         last_checked_at=row["last_checked_at"],
+        released_at=row["released_at"],
     )
 
 

@@ -21,6 +21,7 @@ from gql.graphql.types import (
     PageInfo,
     to_status,
 )
+from gql.graphql.zones import ZoneMutation, ZoneQuery
 from gql.models import Principal, Status
 from gql.services.domains import DEFAULT_PAGE_SIZE, encode_cursor
 from gql.settings import Settings
@@ -41,7 +42,7 @@ class DomainConnection:
 
 
 @strawberry.type
-class Query:
+class Query(ZoneQuery):
     @strawberry.field(
         description=(
             "One of the caller's domains; null when it does not exist or is not the caller's."
@@ -97,7 +98,7 @@ class Query:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(ZoneMutation):
     @strawberry.mutation(
         description=(
             "Override the cached domain status. Intended for client-driven state changes like "

@@ -130,8 +130,10 @@ class Domain:
 
     @strawberry.field(
         description=(
-            "What Cloudflare holds at the names of dnsRecords. Never fails: when Cloudflare is "
-            "not configured or cannot be asked, cloudflare.checked is false with an error."
+            "What Cloudflare holds with the type and name of one of dnsRecords, in a zone "
+            "connected to the owner's account. Never fails: when the zone is not connected or "
+            "Cloudflare cannot be asked, cloudflare.checked is false with an error that says "
+            "what to do."
         )
     )
     async def published_records(self, info: Info[GatewayContext, None]) -> PublishedRecords:
