@@ -16,16 +16,15 @@ logger = logging.getLogger(__name__)
 
 def parse_resolver(entry: str) -> tuple[str, int]:
     """`192.0.2.53`, `192.0.2.53:5353`, `2001:db8::53` or `[2001:db8::53]:5353`."""
-    host, port = entry.strip(), 53
+    host, number = entry.strip(), "53"
     if host.startswith("["):
         host, _, rest = host[1:].partition("]")
-        if rest:
-            port = int(rest.removeprefix(":"))
+        number = rest.removeprefix(":") or number
     elif host.count(":") == 1:
         host, _, number = host.partition(":")
-        port = int(number)
     try:
         ipaddress.ip_address(host)
+        port = int(number)
     except ValueError:
         raise ValueError(
             f"CLAIM_RESOLVERS entry {entry!r} is not an IP address (optionally with :port), "
