@@ -196,6 +196,12 @@ async def test_a_users_own_token_connects_its_zones(gateway, fakes, db: Database
     again = await post(gateway.client, SHOW, user)
     assert again["data"]["cloudflareConnection"]["tokenZones"] == [name]
 
+    cloudflare.add_token(token, [zone_id], status="disabled")  # revoked at Cloudflare
+    shown = await published(gateway, user, domain_id)
+    assert shown["cloudflare"]["checked"] is False
+    assert "Cloudflare refused the API token" in shown["cloudflare"]["error"]
+    cloudflare.add_token(token, [zone_id])
+
     gone = await post(gateway.client, DISCONNECT, user)
     assert gone["data"]["disconnectCloudflareToken"]["connected"] is False
     shown = await published(gateway, user, domain_id)

@@ -177,13 +177,6 @@ _BY_NAME = compile_statement(
         t.c.user_id == sa.bindparam("owner_id"), t.c.domain == sa.bindparam("name")
     )
 )
-_VERIFIED_BY_OTHER = compile_statement(
-    sa.select(t.c.id).where(
-        t.c.domain == sa.bindparam("name"),
-        t.c.status == Status.VERIFIED.value,
-        t.c.user_id != sa.bindparam("owner_id"),
-    )
-)
 _INSERT_ONE = compile_statement(
     postgresql.insert(t)
     .values(
@@ -248,12 +241,6 @@ async def get_by_name(
 ) -> DomainRecord | None:
     row = await _BY_NAME.fetchrow(conn, owner_id=user_id, name=domain)
     return None if row is None else to_record(row)
-
-
-async def verified_by_another_user(
-    conn: asyncpg.Connection, *, user_id: uuid.UUID, domain: str
-) -> bool:
-    return await _VERIFIED_BY_OTHER.fetchrow(conn, owner_id=user_id, name=domain) is not None
 
 
 def _records_json(records: Sequence[DnsRecord]) -> list[dict[str, Any]]:

@@ -84,6 +84,11 @@ class CloudflareDns:
                 if error.status_code == 429 or error.status_code >= 500:
                     retry_after = retry_after_seconds(dict(error.response.headers))
                     raise RetryableStatus(error.status_code, retry_after) from error
+                if error.status_code in (401, 403):
+                    raise ProviderRejected(
+                        f"Cloudflare refused the API token (HTTP {error.status_code}): it may be "
+                        "revoked or expired, or lack Zone:Read and DNS:Edit on the zone."
+                    ) from error
                 raise
 
         return await with_retries(once, provider=self.name, settings=self._settings)
@@ -106,10 +111,10 @@ class CloudflareDns:
         """Ask Cloudflare whether the token works; `ProviderRejected` when it is refused."""
         try:
             found = await self._call(lambda: self._client.user.tokens.verify())
-        except APIStatusError as error:
+        except (APIStatusError, ProviderRejected) as error:
             raise ProviderRejected(
-                f"Cloudflare refused the token (HTTP {error.status_code}): check that it was "
-                "copied whole and is not expired or revoked."
+                "Cloudflare refused the token: check that it was copied whole and is not "
+                "expired or revoked."
             ) from error
         if found is None:
             raise ProviderRejected("Cloudflare did not recognise the token.")

@@ -124,8 +124,6 @@ class LifecycleService:
             if existing is not None:
                 return existing
             await self._names.refuse_if_held(conn, principal, name)
-            if await repo.verified_by_another_user(conn, user_id=principal.user_id, domain=name):
-                raise Conflict(_TAKEN.format(name=name))
         live = await self._provider.create(name, client_id=_client_id(principal.user_id, name))
         try:
             async with self._db.connect() as conn:
