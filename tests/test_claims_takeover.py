@@ -146,6 +146,20 @@ async def test_an_override_to_failed_does_not_free_the_name(
     rows = await holding_rows(db, name)
     assert [(r["user_id"], r["released_at"]) for r in rows] == [(holder.id, None)]
 
+    # A copy from before one holder per name, as migration 0006 left it, stays as it is too.
+    async with db.connect() as conn:
+        await conn.execute(
+            "INSERT INTO email_domains (user_id, domain, agentmail_domain_id, status,"
+            " status_reason, released_at) VALUES ($1, $2, $2, 'failed',"
+            " 'claimed_by_another_account', now())",
+            other.id,
+            name,
+        )
+    synced = await post(gateway.client, LIST, other, sync=True)
+    (copy,) = [e["node"] for e in synced["data"]["emailDomains"]["edges"]]
+    assert (copy["status"], copy["statusReason"]) == ("FAILED", "claimed_by_another_account")
+    assert codes(await verify(gateway, other, copy["id"], poll=True)) == ["CONFLICT"]
+
 
 async def test_a_claim_without_the_record_changes_nothing(
     gateway: Gateway, agentmail: FakeAgentMail, db: Database
