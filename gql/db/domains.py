@@ -190,9 +190,10 @@ _INSERT_ONE = compile_statement(
     .on_conflict_do_nothing(index_elements=[t.c.user_id, t.c.domain])
     .returning(*_COLUMNS)
 )
+# Neither statement touches a row that lost its name to a claim, even one racing the claim.
 _START_VERIFICATION = compile_statement(
     sa.update(t)
-    .where(*_OWNED)
+    .where(*_OWNED, t.c.released_at.is_(None))
     .values(
         status=Status.VERIFYING.value,
         verification_started_at=sa.func.clock_timestamp(),
@@ -213,7 +214,7 @@ _changes = sa.or_(
 )
 _APPLY_CHECK = compile_statement(
     sa.update(t)
-    .where(t.c.id == sa.bindparam("domain_id"))
+    .where(t.c.id == sa.bindparam("domain_id"), t.c.released_at.is_(None))
     .values(
         status=_next_status,
         status_reason=sa.bindparam("reason", type_=sa.String),
@@ -275,7 +276,8 @@ async def insert_one(
 async def start_verification(
     conn: asyncpg.Connection, *, domain_id: uuid.UUID, user_id: uuid.UUID
 ) -> DomainRecord | None:
-    """Mark an owned domain `verifying` and open a new polling window."""
+    """Mark an owned domain `verifying` and open a new polling window; None when there is no
+    such owned domain or it lost its name to a claim."""
     row = await _START_VERIFICATION.fetchrow(conn, domain_id=domain_id, owner_id=user_id)
     return None if row is None else to_record(row)
 
@@ -292,7 +294,8 @@ async def apply_check(
 
     `verified_at` is set whenever the provider confirms the domain; `updated_at` moves only when
     something a caller can see changed. Raises `asyncpg.UniqueViolationError` when another
-    account already holds the name as verified.
+    account already holds the name as verified; None when the row is gone or lost its name to
+    a claim.
     """
     row = await _APPLY_CHECK.fetchrow(
         conn,
