@@ -297,3 +297,23 @@ async def test_delete_cleans_up_with_the_credentials_that_published(gateway, fak
     assert cloudflare.records(bound_zone) == cloudflare.records(own_zone) == []
     deletes = cloudflare.requests_to("DELETE", f"/client/v4/zones/{own_zone}/dns_records/*")
     assert {d.headers["authorization"] for d in deletes} == {f"Bearer {token}"}
+
+
+async def test_a_new_token_key_makes_stored_tokens_unusable(gateway, fakes, database_url, caplog):
+    agentmail, cloudflare = fakes
+    user, name = new_user(), new_name()
+    zone_id = cloudflare.add_zone(name)
+    token = user_token()
+    cloudflare.add_token(token, [zone_id])
+    assert "errors" not in await post(gateway.client, CONNECT, user, t=token)
+    domain_id = await create(gateway, user, name)
+
+    rotated = zone_settings(
+        database_url, agentmail, cloudflare, cloudflare_token_key=Fernet.generate_key().decode()
+    )
+    async with running(create_app(rotated)) as client:
+        body = await post(client, PUBLISHED, user, id=domain_id)
+    shown = body["data"]["emailDomain"]["publishedRecords"]
+    assert shown["cloudflare"]["checked"] is False
+    assert "not connected to your account" in shown["cloudflare"]["error"]
+    assert f"the Cloudflare token of user {user.id} cannot be decrypted" in caplog.text

@@ -73,6 +73,7 @@ async def open_services(url: str, settings: Settings) -> AsyncIterator[Services]
 
     Nothing here waits for the database: when it is down, requests answer 503 until it is back.
     """
+    resolver = TxtResolver(settings)  # first: a bad CLAIM_RESOLVERS entry opens nothing
     db = Database(url, settings)
     jobs = JobQueue(driver_dsn(url), pool_timeout=settings.db_pool_timeout)
     provider = _provider(settings)
@@ -80,7 +81,6 @@ async def open_services(url: str, settings: Settings) -> AsyncIterator[Services]
     operator = None if token is None else CloudflareDns(settings, token.get_secret_value())
     zones = ZoneService(db, settings, operator)
     dns = DnsService(zones)
-    resolver = TxtResolver(settings)
     await db.open()
     await jobs.open()
     services: Services | None = None

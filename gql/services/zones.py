@@ -224,22 +224,27 @@ class ZoneService:
         async with self._db.connect() as conn:
             stored = await repo.get_token(conn, user_id=principal.user_id)
             bindings = await repo.bindings_of(conn, user_id=principal.user_id)
-        if stored is not None and token_zones is None:
-            token = await self._user_token(principal.user_id)
+        if stored is None:
             token_zones = ()
-            if token is not None:
-                client = self._client(token)
-                try:
-                    token_zones = tuple(z.name for z in await client.zones())
-                finally:
-                    await client.close()
+        elif token_zones is None:
+            token_zones = await self._token_zones(principal.user_id)
         return CloudflareConnection(
             connected=stored is not None,
             token_hint=None if stored is None else stored.hint,
             connected_at=None if stored is None else stored.created_at,
-            token_zones=() if stored is None else token_zones or (),
+            token_zones=token_zones,
             bound_zones=tuple(b.zone_name for b in bindings),
         )
+
+    async def _token_zones(self, user_id: uuid.UUID) -> tuple[str, ...]:
+        token = await self._user_token(user_id)
+        if token is None:
+            return ()
+        client = self._client(token)
+        try:
+            return tuple(z.name for z in await client.zones())
+        finally:
+            await client.close()
 
     # -- operator bindings ------------------------------------------------------------------
 
