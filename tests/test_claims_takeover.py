@@ -26,6 +26,7 @@ from tests.dns_server import LoopbackDns
 from tests.fakes import FakeAgentMail
 from tests.test_lifecycle import (
     CREATE,
+    DELETE,
     FIELDS,
     LIST,
     Gateway,
@@ -258,6 +259,20 @@ async def test_a_proven_claim_moves_the_name_and_fails_the_old_row(
         (claimant.id, False),
         (holder.id, True),
     ]
+
+
+async def test_the_claimants_delete_cleans_up_though_the_old_row_stays(
+    gateway: Gateway, agentmail: FakeAgentMail, dns: LoopbackDns
+) -> None:
+    holder, claimant, name = new_user(), new_user(), new_name()
+    await create(gateway, holder, name)
+    record = await challenge(gateway, claimant, name)
+    dns.publish(record["recordName"], record["recordValue"])
+    claimed = (await post(gateway.client, CLAIM, claimant, d=name))["data"]["claimEmailDomain"]
+    body = await post(gateway.client, DELETE, claimant, id=claimed["id"])
+    assert body["data"]["deleteEmailDomain"]["success"] is True
+    await gateway.run_jobs()
+    assert agentmail.calls("DELETE", f"/v0/domains/{name}") == 1
 
 
 async def test_the_challenge_is_per_account_and_stable(gateway: Gateway) -> None:

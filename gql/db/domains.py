@@ -329,8 +329,11 @@ async def try_lock(conn: asyncpg.Connection, *, domain_id: uuid.UUID) -> bool:
     return bool(row is not None and row[0])
 
 
+# A row that lost its name to a claim does not keep the provider domain alive.
 _IN_USE = compile_statement(
-    sa.select(t.c.id).where(t.c.agentmail_domain_id == sa.bindparam("provider_id")).limit(1)
+    sa.select(t.c.id)
+    .where(t.c.agentmail_domain_id == sa.bindparam("provider_id"), t.c.released_at.is_(None))
+    .limit(1)
 )
 
 
