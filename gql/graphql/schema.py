@@ -126,8 +126,8 @@ class Mutation(ZoneMutation):
             "port), created at the provider, its DNS records stored, verification triggered and "
             "the poller scheduled. Answers VERIFIED (records already in place), VERIFYING "
             "(poller running) or PENDING (publish the records, then verifyEmailDomain). Adding "
-            "a name you already have returns it; a name another account verified first is a "
-            "CONFLICT."
+            "a name you already have returns it; a name another account holds is a CONFLICT "
+            "whose extensions.claim says how to claim it (claimEmailDomain)."
         )
     )
     async def create_email_domain(self, info: GatewayInfo, domain: str) -> Domain:

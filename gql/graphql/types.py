@@ -120,7 +120,8 @@ class Domain:
         description=(
             "The provider's reason for the status when it is not verified, e.g. "
             "dns_records_missing, ses_dkim_pending; verification_timeout when the poller gave "
-            "up; verified_by_another_account when another account verified the name first."
+            "up; verified_by_another_account when another account verified the name first; "
+            "claimed_by_another_account when another account claimed the name through DNS."
         )
     )
     last_checked_at: datetime | None = strawberry.field(
