@@ -71,11 +71,13 @@ async def served(database_url, providers) -> AsyncIterator[Served]:
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
+        "ENVIRONMENT": "test",
         "JWT_SECRET": JWT_SECRET,
         "LOG_LEVEL": "WARNING",
         "ACCESS_LOG": "false",
         "WORKER": "false",
         "RATE_LIMIT": "100000/minute",
+        "RATE_LIMIT_ANONYMOUS": "100000/minute",
         "AGENTMAIL_API_KEY": "test",
         "AGENTMAIL_BASE_URL": agentmail.url,
         "CLOUDFLARE_API_TOKEN": "cf",
