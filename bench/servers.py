@@ -6,6 +6,7 @@ Both servers go through `serve()`, so they run with identical uvicorn settings â
 
 import argparse
 import gc
+import secrets
 
 import uvicorn
 from starlette.applications import Starlette
@@ -26,6 +27,7 @@ def gateway_settings(database_url: str) -> Settings:
         _env_file=None,
         environment="production",
         database_url=database_url,
+        claim_secret=secrets.token_urlsafe(32),
         rate_limit=RATE_LIMIT,
         access_log=False,
         log_level="WARNING",

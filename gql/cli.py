@@ -149,6 +149,45 @@ def cmd_export_schema(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_zones_bind(settings: Settings, args: argparse.Namespace) -> int:
+    binding = _with_services(settings, lambda s: s.zones.bind(args.zone, args.user))
+    print(f"bound zone {binding.zone_name} ({binding.zone_id}) to user {binding.user_id}")
+    return 0
+
+
+def cmd_zones_unbind(settings: Settings, args: argparse.Namespace) -> int:
+    binding = _with_services(settings, lambda s: s.zones.unbind(args.zone, args.user))
+    print(f"unbound zone {binding.zone_name} ({binding.zone_id}) from user {binding.user_id}")
+    return 0
+
+
+def cmd_zones_list(settings: Settings, args: argparse.Namespace) -> int:
+    for binding in _with_services(settings, lambda s: s.zones.bindings(args.user)):
+        print(
+            f"{binding.zone_name}  {binding.zone_id}  user {binding.user_id}  "
+            f"bound {binding.created_at.isoformat()}"
+        )
+    return 0
+
+
+def _zones_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    zones = commands.add_parser(
+        "zones", help="bind zones of CLOUDFLARE_API_TOKEN to accounts, so records are published"
+    )
+    zone_commands = zones.add_subparsers(dest="zones_command", required=True, metavar="ACTION")
+    bind = zone_commands.add_parser("bind", help="connect a zone to an account")
+    bind.add_argument("--zone", required=True, help="zone name (e.g. acme.com) or zone id")
+    bind.add_argument("--user", type=_user, required=True, help="account's user UUID")
+    bind.set_defaults(run=cmd_zones_bind)
+    unbind = zone_commands.add_parser("unbind", help="disconnect a zone from an account")
+    unbind.add_argument("--zone", required=True, help="zone name or zone id")
+    unbind.add_argument("--user", type=_user, required=True, help="account's user UUID")
+    unbind.set_defaults(run=cmd_zones_unbind)
+    listing = zone_commands.add_parser("list", help="list bindings (of one account with --user)")
+    listing.add_argument("--user", type=_user, help="only this account's zones")
+    listing.set_defaults(run=cmd_zones_list)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gql-gateway",
@@ -190,6 +229,8 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export-schema", help="write the GraphQL schema (SDL)")
     export.add_argument("--output", default="schema.graphql", help="file to write, or - for stdout")
     export.set_defaults(run=cmd_export_schema)
+
+    _zones_parser(commands)
     return parser
 
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 from typing import Literal
 
+from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -51,6 +52,19 @@ class Settings(BaseSettings):
     agentmail_base_url: str = "https://api.agentmail.to"
     cloudflare_api_token: SecretStr | None = None
     cloudflare_base_url: str = "https://api.cloudflare.com/client/v4"
+    # Zones and name claims: users' own Cloudflare tokens, and the DNS challenge of a claim.
+    cloudflare_token_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key that encrypts users' Cloudflare tokens; unset: users cannot "
+        "connect a token (operator-bound zones still work).",
+    )
+    claim_secret: SecretStr | None = Field(
+        default=None, description="HMAC key of the claim challenges; required in production."
+    )
+    claim_resolvers: list[str] = Field(
+        default=[], description="DNS resolvers asked for claim challenges (ip or ip:port)."
+    )
+    claim_dns_timeout_seconds: float = Field(default=5.0, gt=0)
     provider_timeout_seconds: float = Field(default=10.0, gt=0)
     provider_attempts: int = Field(default=4, ge=1)
     provider_backoff_seconds: float = Field(default=0.5, ge=0)
@@ -94,11 +108,31 @@ class Settings(BaseSettings):
         return None if value is None or value == "" else asyncpg_url(value)
 
     @field_validator(
-        "jwt_secret", "jwt_public_key", "agentmail_api_key", "cloudflare_api_token", mode="before"
+        "jwt_secret",
+        "jwt_public_key",
+        "agentmail_api_key",
+        "cloudflare_api_token",
+        "cloudflare_token_key",
+        "claim_secret",
+        mode="before",
     )
     @classmethod
     def _empty_means_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("cloudflare_token_key")
+    @classmethod
+    def _fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                Fernet(value.get_secret_value())
+            except ValueError:
+                raise ValueError(
+                    "CLOUDFLARE_TOKEN_KEY must be a Fernet key (32 url-safe base64-encoded bytes):"
+                    " make one with `python -c 'from cryptography.fernet import Fernet; "
+                    "print(Fernet.generate_key().decode())'`"
+                ) from None
+        return value
 
     @field_validator("jwt_algorithms")
     @classmethod
@@ -116,4 +150,7 @@ class Settings(BaseSettings):
             raise ValueError("JWT_SECRET must be a real secret of at least 32 characters")
         if self.database_url is None:
             raise ValueError("DATABASE_URL is required in production (no embedded server)")
+        claim = self.claim_secret.get_secret_value() if self.claim_secret else ""
+        if claim.lower() in PLACEHOLDER_SECRETS or len(claim) < 32:
+            raise ValueError("CLAIM_SECRET must be a real secret of at least 32 characters")
         return self

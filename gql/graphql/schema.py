@@ -21,6 +21,7 @@ from gql.graphql.types import (
     PageInfo,
     to_status,
 )
+from gql.graphql.zones import ZoneMutation, ZoneQuery
 from gql.models import Principal, Status
 from gql.services.domains import DEFAULT_PAGE_SIZE, encode_cursor
 from gql.settings import Settings
@@ -41,7 +42,7 @@ class DomainConnection:
 
 
 @strawberry.type
-class Query:
+class Query(ZoneQuery):
     @strawberry.field(
         description=(
             "One of the caller's domains; null when it does not exist or is not the caller's."
@@ -97,7 +98,7 @@ class Query:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(ZoneMutation):
     @strawberry.mutation(
         description=(
             "Override the cached domain status. Intended for client-driven state changes like "
@@ -125,8 +126,8 @@ class Mutation:
             "port), created at the provider, its DNS records stored, verification triggered and "
             "the poller scheduled. Answers VERIFIED (records already in place), VERIFYING "
             "(poller running) or PENDING (publish the records, then verifyEmailDomain). Adding "
-            "a name you already have returns it; a name another account verified first is a "
-            "CONFLICT."
+            "a name you already have returns it; a name another account holds is a CONFLICT "
+            "whose extensions.claim says how to claim it (claimEmailDomain)."
         )
     )
     async def create_email_domain(self, info: GatewayInfo, domain: str) -> Domain:

@@ -54,14 +54,23 @@ def _published(record: Any) -> PublishedRecord:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class TokenCheck:
+    """What Cloudflare says about a token: its id and whether it is `active`."""
+
+    id: str
+    status: str
+
+
 class CloudflareDns:
+    """One Cloudflare API token: the operator's (`CLOUDFLARE_API_TOKEN`) or a user's own."""
+
     name = "Cloudflare"
 
-    def __init__(self, settings: Settings) -> None:
-        assert settings.cloudflare_api_token is not None
+    def __init__(self, settings: Settings, token: str) -> None:
         self._settings = settings
         self._client = AsyncCloudflare(
-            api_token=settings.cloudflare_api_token.get_secret_value(),
+            api_token=token,
             base_url=settings.cloudflare_base_url,
             max_retries=0,
             timeout=settings.provider_timeout_seconds,
@@ -75,6 +84,11 @@ class CloudflareDns:
                 if error.status_code == 429 or error.status_code >= 500:
                     retry_after = retry_after_seconds(dict(error.response.headers))
                     raise RetryableStatus(error.status_code, retry_after) from error
+                if error.status_code in (401, 403):
+                    raise ProviderRejected(
+                        f"Cloudflare refused the API token (HTTP {error.status_code}): it may be "
+                        "revoked or expired, or lack Zone:Read and DNS:Edit on the zone."
+                    ) from error
                 raise
 
         return await with_retries(once, provider=self.name, settings=self._settings)
@@ -91,6 +105,41 @@ class CloudflareDns:
             found = await self._call(zones)
             if found:
                 return Zone(id=str(found[0].id), name=str(found[0].name))
+        return None
+
+    async def verify_token(self) -> TokenCheck:
+        """Ask Cloudflare whether the token works; `ProviderRejected` when it is refused."""
+        try:
+            found = await self._call(lambda: self._client.user.tokens.verify())
+        except (APIStatusError, ProviderRejected) as error:
+            raise ProviderRejected(
+                "Cloudflare refused the token: check that it was copied whole and is not "
+                "expired or revoked."
+            ) from error
+        if found is None:
+            raise ProviderRejected("Cloudflare did not recognise the token.")
+        return TokenCheck(id=str(found.id), status=str(found.status))
+
+    async def zones(self) -> list[Zone]:
+        """Every zone the token can read."""
+
+        async def listing() -> list[Any]:
+            return [z async for z in self._client.zones.list(per_page=50)]
+
+        try:
+            found = await self._call(listing)
+        except APIStatusError as error:
+            raise ProviderRejected(
+                f"Cloudflare refused to list the token's zones (HTTP {error.status_code}): give "
+                "the token Zone:Read and DNS:Edit on your zones."
+            ) from error
+        return [Zone(id=str(z.id), name=str(z.name)) for z in found]
+
+    async def zone_named(self, name: str) -> Zone | None:
+        """The zone called exactly `name` (or whose id is `name`), if the token can read it."""
+        for zone in await self.zones():
+            if name.lower() in (zone.name.lower(), zone.id):
+                return zone
         return None
 
     async def records(

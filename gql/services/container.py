@@ -9,14 +9,17 @@ from gql.db.engine import Database, driver_dsn
 from gql.jobs import JobQueue
 from gql.providers.agentmail import AgentMailProvider
 from gql.providers.cloudflare import CloudflareDns
+from gql.providers.dns_resolver import TxtResolver
 from gql.providers.sandbox import SandboxProvider
 from gql.providers.verification import VerificationProvider
 from gql.services.access import AccessService, RateLimiter
 from gql.services.api_keys import ApiKeyService
+from gql.services.claims import ClaimService, NameGuard
 from gql.services.dns import DnsService
 from gql.services.domains import DomainService
 from gql.services.lifecycle import LifecycleService
 from gql.services.seed import SeedService
+from gql.services.zones import ZoneService
 from gql.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -51,6 +54,8 @@ class Services:
     jobs: JobQueue
     provider: VerificationProvider
     dns: DnsService
+    zones: ZoneService
+    claims: ClaimService
     domains: DomainService
     lifecycle: LifecycleService
     api_keys: ApiKeyService
@@ -68,22 +73,29 @@ async def open_services(url: str, settings: Settings) -> AsyncIterator[Services]
 
     Nothing here waits for the database: when it is down, requests answer 503 until it is back.
     """
+    resolver = TxtResolver(settings)  # first: a bad CLAIM_RESOLVERS entry opens nothing
     db = Database(url, settings)
     jobs = JobQueue(driver_dsn(url), pool_timeout=settings.db_pool_timeout)
     provider = _provider(settings)
-    dns = DnsService(None if settings.cloudflare_api_token is None else CloudflareDns(settings))
+    token = settings.cloudflare_api_token
+    operator = None if token is None else CloudflareDns(settings, token.get_secret_value())
+    zones = ZoneService(db, settings, operator)
+    dns = DnsService(zones)
     await db.open()
     await jobs.open()
     services: Services | None = None
     try:
         api_keys = ApiKeyService(db)
+        lifecycle = LifecycleService(db, provider, dns, jobs, _lifecycle_settings(settings))
         services = Services(
             db=db,
             jobs=jobs,
             provider=provider,
             dns=dns,
+            zones=zones,
+            claims=ClaimService(db, resolver, NameGuard(settings), lifecycle.create, jobs),
             domains=DomainService(db),
-            lifecycle=LifecycleService(db, provider, dns, jobs, _lifecycle_settings(settings)),
+            lifecycle=lifecycle,
             api_keys=api_keys,
             access=AccessService(settings, api_keys, RateLimiter(settings)),
             seed=SeedService(db),
