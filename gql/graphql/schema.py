@@ -22,6 +22,7 @@ from gql.graphql.types import (
     to_status,
 )
 from gql.models import Principal, Status
+from gql.observability.graphql import ObservabilityExtension
 from gql.services.domains import DEFAULT_PAGE_SIZE, encode_cursor
 from gql.settings import Settings
 
@@ -182,7 +183,9 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     def gateway_extension() -> SchemaExtension:
         return GatewayExtension(cache, rules, settings.graphql_max_tokens)
 
-    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = []
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        ObservabilityExtension
+    ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
     extensions.append(gateway_extension)

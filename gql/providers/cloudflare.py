@@ -67,7 +67,7 @@ class CloudflareDns:
             timeout=settings.provider_timeout_seconds,
         )
 
-    async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         async def once() -> T:
             try:
                 return await call()
@@ -77,7 +77,9 @@ class CloudflareDns:
                     raise RetryableStatus(error.status_code, retry_after) from error
                 raise
 
-        return await with_retries(once, provider=self.name, settings=self._settings)
+        return await with_retries(
+            once, provider=self.name, operation=operation, settings=self._settings
+        )
 
     async def find_zone(self, domain: str) -> Zone | None:
         """The zone that holds `domain` (the name itself or its closest managed parent)."""
@@ -88,7 +90,7 @@ class CloudflareDns:
             async def zones(name: str = candidate) -> list[Any]:
                 return [z async for z in self._client.zones.list(name=name)]
 
-            found = await self._call(zones)
+            found = await self._call("find_zone", zones)
             if found:
                 return Zone(id=str(found[0].id), name=str(found[0].name))
         return None
@@ -104,7 +106,7 @@ class CloudflareDns:
         wanted = None if names is None else {n.lower() for n in names}
         return [
             r
-            for r in map(_published, await self._call(listing))
+            for r in map(_published, await self._call("list_records", listing))
             if (wanted is None or r.name.lower() in wanted)
             and (comment is None or r.comment == comment)
         ]
@@ -123,7 +125,7 @@ class CloudflareDns:
         if record.priority is not None:
             params["priority"] = record.priority
         try:
-            await self._call(lambda: self._client.dns.records.create(**params))
+            await self._call("create_record", lambda: self._client.dns.records.create(**params))
         except APIStatusError as error:
             if _codes(error) & CLASH_CODES:
                 return False
@@ -132,7 +134,10 @@ class CloudflareDns:
 
     async def delete(self, zone: Zone, record_id: str) -> None:
         try:
-            await self._call(lambda: self._client.dns.records.delete(record_id, zone_id=zone.id))
+            await self._call(
+                "delete_record",
+                lambda: self._client.dns.records.delete(record_id, zone_id=zone.id),
+            )
         except APIStatusError as error:
             if error.status_code != 404:
                 raise
