@@ -87,10 +87,12 @@ class ObservabilityExtension(SchemaExtension):
             name = ctx.operation_name
             result = ctx.result
             errors = list(result.errors or []) if result is not None else []
-            if ctx.pre_execution_errors or ("execute" not in self._phases and errors):
-                outcome = OUTCOME_INVALID
+            # Strawberry fills `pre_execution_errors` after execution too; what tells a document
+            # refused before execution is that it never reached the execute phase.
+            if not errors:
+                outcome = OUTCOME_OK
             else:
-                outcome = OUTCOME_ERROR if errors else OUTCOME_OK
+                outcome = OUTCOME_ERROR if "execute" in self._phases else OUTCOME_INVALID
             label = _bounded(name)
             GRAPHQL_OPERATIONS.labels(label, operation_type, outcome).inc()
             for phase, histogram in (
