@@ -7,6 +7,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter
+
 from gql.observability.request_id import current_request_id
 from gql.observability.tracing import current_trace_id
 
@@ -78,9 +81,12 @@ def logging_config(*, level: str, json: bool) -> dict[str, Any]:
         "filters": {"context": {"()": ContextFilter}},
         "formatters": {
             "json": {
-                "()": "pythonjsonlogger.json.JsonFormatter",
-                "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
-                "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+                "()": JsonFormatter,
+                "fmt": "%(levelname)s %(name)s %(process)d %(message)s",
+                "timestamp": "time",
+                "rename_fields": {"levelname": "level", "name": "logger"},
+                # uvicorn's copy of its message with terminal colours.
+                "reserved_attrs": [*RESERVED_ATTRS, "color_message"],
             },
             "text": {"()": TextFormatter, "fmt": _TEXT_FORMAT},
         },
