@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from gql.app import create_app
 from gql.db.engine import driver_dsn
 from gql.observability import graphql as graphql_metrics
+from gql.observability.metrics import subscription_open
 from gql.providers.retry import RetryableStatus, with_retries
 from gql.providers.verification import ProviderUnavailable
 from tests.conftest import make_settings, running
@@ -197,3 +198,10 @@ async def test_metrics_can_be_turned_off_or_moved_off_the_gateway_port(database_
     for overrides in ({"metrics": False}, {"metrics_port": 9}):
         async with running(create_app(make_settings(database_url, **overrides))) as client:
             assert (await client.get("/metrics")).status_code == 404
+
+
+async def test_active_subscriptions_is_a_gauge_other_code_holds_open(client):
+    before = sample(await scrape(client), "graphql_active_subscriptions")
+    async with subscription_open(), subscription_open():
+        assert sample(await scrape(client), "graphql_active_subscriptions") == before + 2
+    assert sample(await scrape(client), "graphql_active_subscriptions") == before

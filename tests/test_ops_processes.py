@@ -36,11 +36,20 @@ async def test_two_gateways_and_a_worker_verify_a_sandbox_domain(database_url):
         env = base_env(url, WORKER="false", SANDBOX_VERIFY_SECONDS="2", POLL_WINDOW_MINUTES="5")
         key = create_key({**os.environ, **env}, uuid.uuid4())
         first_port, second_port, worker_port = free_port(), free_port(), free_port()
+        second_metrics_port = free_port()
         first, second = f"http://127.0.0.1:{first_port}", f"http://127.0.0.1:{second_port}"
         worker_metrics = f"http://127.0.0.1:{worker_port}/metrics"
+        second_metrics = f"http://127.0.0.1:{second_metrics_port}/metrics"
         async with (
             gateway("serve", "--port", str(first_port), env=env, ready=f"{first}/readyz"),
-            gateway("serve", "--port", str(second_port), env=env, ready=f"{second}/readyz"),
+            # The second gateway serves its metrics on a port of their own.
+            gateway(
+                "serve",
+                "--port",
+                str(second_port),
+                env={**env, "METRICS_PORT": str(second_metrics_port)},
+                ready=f"{second}/readyz",
+            ),
             gateway(
                 "worker", env={**env, "WORKER_METRICS_PORT": str(worker_port)}, ready=worker_metrics
             ) as worker,
@@ -67,6 +76,17 @@ async def test_two_gateways_and_a_worker_verify_a_sandbox_domain(database_url):
                 text = (await client.get(worker_metrics)).text
             assert sample(text, "gateway_domain_checks_total", outcome="verified") == 1
             assert sample(text, "gateway_jobs_total", task="check_domain", outcome="ok") >= 1
+            async with httpx.AsyncClient() as client:
+                assert (await client.get(f"{second}/metrics")).status_code == 404
+                text = (await client.get(second_metrics)).text
+            mutations = sample(
+                text,
+                "graphql_operations_total",
+                operation_name="Verify",
+                operation_type="mutation",
+                outcome="ok",
+            )
+            assert mutations == 1
 
 
 async def test_serve_with_two_workers_answers_from_both_and_sums_metrics(database_url):
