@@ -128,3 +128,20 @@ async def test_serve_with_two_workers_answers_from_both_and_sums_metrics(databas
                 sample(response.text, "http_server_request_duration_seconds_count", **labels)
                 == sent
             )
+
+
+async def test_serve_with_workers_reports_their_sum_on_its_metrics_port(database_url):
+    port, metrics_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    listener = f"http://127.0.0.1:{metrics_port}/metrics"
+    env = base_env(database_url, WORKER="false", METRICS_PORT=str(metrics_port))
+    async with (
+        gateway("serve", "--port", str(port), "--workers", "2", env=env, ready=f"{base}/healthz"),
+        httpx.AsyncClient(base_url=base) as client,
+    ):
+        assert (await client.get("/metrics")).status_code == 404
+        for _ in range(10):
+            assert (await client.get("/api/openapi.json")).status_code == 200
+        text = (await client.get(listener)).text
+    labels = {"http_route": "/api/openapi.json", "http_response_status_code": "200"}
+    assert sample(text, "http_server_request_duration_seconds_count", **labels) == 10
