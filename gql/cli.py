@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import uvicorn
+from starlette.applications import Starlette
 
 from gql.app import create_app
 from gql.db.embedded import embedded_database
@@ -93,18 +94,24 @@ def _metrics_listener(stack: ExitStack, settings: Settings, port: int | None) ->
     stack.callback(listener.stop)
 
 
-def _uvicorn_options(settings: Settings, host: str, port: int) -> dict[str, object]:
-    return {
-        "host": host,
-        "port": port,
-        "log_level": settings.log_level.lower(),
-        "log_config": logging_config(level=settings.log_level, json=settings.json_logs),
+def _run_uvicorn(
+    target: Starlette | str, settings: Settings, host: str, port: int, workers: int = 1
+) -> None:
+    """Serve `target`: an app, or (for several processes) the import string of a factory."""
+    uvicorn.run(
+        target,
+        factory=isinstance(target, str),
+        workers=workers,
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        log_config=logging_config(level=settings.log_level, json=settings.json_logs),
         # The gateway logs each request itself (ACCESS_LOG), with its request id.
-        "access_log": False,
-        "timeout_graceful_shutdown": 10,
+        access_log=False,
+        timeout_graceful_shutdown=10,
         # The sans-I/O implementation: the default one is built on a deprecated websockets API.
-        "ws": "websockets-sansio",
-    }
+        ws="websockets-sansio",
+    )
 
 
 def _serve_processes(settings: Settings, host: str, port: int, workers: int) -> None:
@@ -119,12 +126,7 @@ def _serve_processes(settings: Settings, host: str, port: int, workers: int) -> 
             stack.callback(shutil.rmtree, directory, ignore_errors=True)
             os.environ[MULTIPROC_ENV] = directory
         _metrics_listener(stack, settings, settings.metrics_port)
-        uvicorn.run(
-            "gql.app:create_app",
-            factory=True,
-            workers=workers,
-            **_uvicorn_options(settings, host, port),  # type: ignore[arg-type]
-        )
+        _run_uvicorn("gql.app:create_app", settings, host, port, workers)
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -143,7 +145,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     gc.freeze()
     with ExitStack() as stack:
         _metrics_listener(stack, settings, settings.metrics_port)
-        uvicorn.run(app, **_uvicorn_options(settings, host, port))  # type: ignore[arg-type]
+        _run_uvicorn(app, settings, host, port)
     return 0
 
 

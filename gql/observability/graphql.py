@@ -59,20 +59,19 @@ class ObservabilityExtension(SchemaExtension):
     def __init__(self) -> None:
         self._phases: dict[str, float] = {}
 
-    @staticmethod
-    def _time(phases: dict[str, float], phase: str) -> Iterator[None]:
+    def _time(self, phase: str) -> Iterator[None]:
         began = time.perf_counter()
         yield
-        phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - began
+        self._phases[phase] = self._phases.get(phase, 0.0) + time.perf_counter() - began
 
     def on_parse(self) -> Iterator[None]:
-        yield from self._time(self._phases, "parse")
+        yield from self._time("parse")
 
     def on_validate(self) -> Iterator[None]:
-        yield from self._time(self._phases, "validate")
+        yield from self._time("validate")
 
     def on_execute(self) -> Iterator[None]:
-        yield from self._time(self._phases, "execute")
+        yield from self._time("execute")
 
     def on_operation(self) -> Iterator[None]:
         ctx = self.execution_context
