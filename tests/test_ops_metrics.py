@@ -54,8 +54,12 @@ async def test_http_requests_by_route_template_and_status(client, make_owner):
     assert sample(text, name, **labels) == before + 1
     assert str(owner.domains[0].id) not in text, "raw paths never become labels"
     await client.get("/no/such/page")
+    invented = f"BREW{uuid.uuid4().hex[:6].upper()}"
+    assert (await client.request(invented, "/healthz")).status_code == 405
     text = await scrape(client)
     assert sample(text, name, http_route="unmatched", http_response_status_code="404") >= 1
+    assert sample(text, name, http_request_method="_OTHER", http_route="/healthz") >= 1
+    assert invented not in text, "methods a client invents never become labels"
 
 
 async def test_graphql_operations_phases_and_errors(client, make_owner):

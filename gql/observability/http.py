@@ -2,7 +2,9 @@
 
 import logging
 import time
+from functools import cache
 
+from prometheus_client import Histogram
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -15,6 +17,18 @@ logger = logging.getLogger(REQUEST_LOGGER)
 
 _HEADER = HEADER.lower().encode()
 _TRACE_HEADERS = frozenset({b"traceparent", b"tracestate"})
+# Any other method a client invents is counted as `_OTHER` (as OpenTelemetry does), so it
+# cannot add label values.
+_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+)
+OTHER_METHOD = "_OTHER"
+
+
+@cache
+def _duration(method: str, route: str, status: int) -> Histogram:
+    # Methods, routes and statuses are all bounded, so this cache is too.
+    return HTTP_DURATION.labels(method, route, str(status))
 
 
 def _route(scope: Scope) -> str:
@@ -79,7 +93,7 @@ class ObservabilityMiddleware:
         self, scope: Scope, receive: Receive, send: Send, request_id: str, carrier: dict[str, str]
     ) -> None:
         facts = begin_request()
-        method: str = scope["method"]
+        method: str = scope["method"] if scope["method"] in _METHODS else OTHER_METHOD
         status = 500
         began = time.perf_counter()
 
@@ -104,7 +118,7 @@ class ObservabilityMiddleware:
             finally:
                 duration = time.perf_counter() - began
                 route = _route(scope)
-                HTTP_DURATION.labels(method, route, str(status)).observe(duration)
+                _duration(method, route, status).observe(duration)
                 if span is not None:
                     span.update_name(f"{method} {route}")
                     span.set_attribute("http.route", route)

@@ -8,9 +8,8 @@ the shared queue, not one process.
 """
 
 import os
-import time
-from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from prometheus_client import (
@@ -139,15 +138,6 @@ def process_exiting() -> None:
     """Drop this process's live gauges from the shared files (multi-process mode)."""
     if multiprocess():
         mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
-
-
-@contextmanager
-def timed(histogram: Histogram, *labels: str) -> Iterator[None]:
-    began = time.perf_counter()
-    try:
-        yield
-    finally:
-        histogram.labels(*labels).observe(time.perf_counter() - began)
 
 
 @asynccontextmanager

@@ -2,8 +2,9 @@
 
 Without it every function here is a no-op and nothing from OpenTelemetry is imported. With it,
 spans go to whatever tracer provider the process has: the one `TRACING=true` installs (OTLP over
-HTTP, configured by the standard `OTEL_EXPORTER_OTLP_*` variables), one set up by
-`opentelemetry-instrument`, or, with neither, OpenTelemetry's non-recording default.
+HTTP, configured by the standard `OTEL_EXPORTER_OTLP_*` variables) or one set up by
+`opentelemetry-instrument`. Until a provider is set, no span is started at all: the API's
+non-recording spans would still cost several microseconds each, on every statement.
 """
 
 import os
@@ -67,6 +68,10 @@ def configure_tracing(settings: "Settings") -> None:
     trace.set_tracer_provider(provider)
 
 
+def _tracing() -> bool:
+    return AVAILABLE and not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
 def _kind(kind: Kind) -> "SpanKind":
     return {
         "server": SpanKind.SERVER,
@@ -90,7 +95,7 @@ def span(
     `carrier` (incoming HTTP headers) makes the span a child of the caller's trace; `link_to` (a
     W3C traceparent) links it to the span that queued the work.
     """
-    if not AVAILABLE:
+    if not _tracing():
         yield None
         return
     parent = propagate.extract(carrier) if carrier is not None else None
@@ -113,7 +118,7 @@ def mark_error(current: "Span | None", error_type: str) -> None:
 
 
 def current_trace_id() -> str | None:
-    if not AVAILABLE:
+    if not _tracing():
         return None
     context = trace.get_current_span().get_span_context()
     return format(context.trace_id, "032x") if context.is_valid else None
@@ -121,7 +126,7 @@ def current_trace_id() -> str | None:
 
 def current_traceparent() -> str | None:
     """The W3C traceparent of the current span, to carry into work queued now."""
-    if not AVAILABLE:
+    if not _tracing():
         return None
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
