@@ -11,9 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
 
+from gql.app import create_app
 from gql.settings import Settings
 from tests.conftest import make_settings
+from tests.fakes import LiveServer
 
 HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 ONE = "query One($id: UUID!) { emailDomain(id: $id) { id status } }"
@@ -146,3 +149,16 @@ def test_log_format_defaults_to_json_only_in_production(database_url):
     assert (
         make_settings(database_url, environment="production", log_format="text").json_logs is False
     )
+
+
+async def test_the_websocket_handshake_returns_the_request_id(database_url):
+    app = create_app(make_settings(database_url))
+    with LiveServer(app, lifespan=True, websockets=True, name="gateway") as server:
+        url = server.url.replace("http://", "ws://") + "/graphql"
+        async with connect(
+            url,
+            subprotocols=["graphql-transport-ws"],
+            additional_headers={"X-Request-ID": "ws-request-1"},
+        ) as ws:
+            assert ws.response is not None
+            assert ws.response.headers["X-Request-ID"] == "ws-request-1"
