@@ -3,7 +3,6 @@
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,6 +20,11 @@ from gql.graphql import ide
 from gql.graphql.schema import build_schema
 from gql.graphql.view import GatewayGraphQL
 from gql.http_limits import BodySizeLimit, RequestTimeLimit
+from gql.observability.endpoint import metrics
+from gql.observability.http import ObservabilityMiddleware
+from gql.observability.metrics import process_exiting
+from gql.observability.request_id import HEADER, ensure_request_id
+from gql.observability.tracing import configure_tracing
 from gql.rest.domains import patch_email_domain
 from gql.rest.openapi import openapi_document
 from gql.rest.responses import domain_error_response, error_response, json_response
@@ -63,14 +67,21 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    request_id = uuid.uuid4().hex
+    request_id = ensure_request_id()
     logger.error("unexpected error (request %s)", request_id, exc_info=exc)
-    return error_response(500, "internal_error", f"Unexpected error. Reference: {request_id}.")
+    return error_response(
+        500, "internal_error", f"Unexpected error. Reference: {request_id}.", {HEADER: request_id}
+    )
+
+
+def _metrics_here(settings: Settings) -> bool:
+    return settings.metrics and settings.metrics_port is None
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the gateway. With no DATABASE_URL, an embedded PostgreSQL is started on startup."""
     settings = settings or Settings()
+    configure_tracing(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -87,21 +98,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     worker.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await worker
+                process_exiting()
 
     graphql = GatewayGraphQL(
         build_schema(settings),
         graphql_ide="graphiql" if settings.graphiql else None,
         allowed_origins=settings.cors_origins,
     )
-    middleware = [Middleware(RequestTimeLimit, seconds=settings.request_timeout_seconds)]
+    middleware = [
+        Middleware(ObservabilityMiddleware, access_log=settings.access_log),
+        Middleware(RequestTimeLimit, seconds=settings.request_timeout_seconds),
+    ]
     if settings.cors_origins:
         middleware.append(
             Middleware(
                 CORSMiddleware,
                 allow_origins=settings.cors_origins,
                 allow_methods=["GET", "POST", "PATCH"],
-                allow_headers=["Authorization", "Content-Type"],
-                expose_headers=["Retry-After"],
+                allow_headers=["Authorization", "Content-Type", HEADER],
+                expose_headers=["Retry-After", HEADER],
                 max_age=600,
             )
         )
@@ -118,6 +133,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/api/openapi.json", openapi),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *([Route("/metrics", metrics)] if _metrics_here(settings) else []),
         ],
         middleware=middleware,
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},

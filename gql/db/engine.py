@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy.engine import make_url
 
 from gql.errors import Unavailable
+from gql.observability.db import PoolMetrics
 from gql.settings import Settings
 
 # Errors that mean "the database is not there right now" rather than "the query is wrong".
@@ -58,6 +59,7 @@ class Database:
         self._dsn = driver_dsn(url)
         self._settings = settings
         self._pool: asyncpg.Pool | None = None
+        self._pool_metrics = PoolMetrics()
 
     async def open(self) -> None:
         """Create the pool. It connects lazily, so a database that is down at start-up only
@@ -85,7 +87,9 @@ class Database:
         if self._pool is None:
             raise RuntimeError("Database.open() was not awaited")
         try:
-            async with self._pool.acquire(timeout=self._settings.db_pool_timeout) as conn:
+            async with self._pool_metrics.acquire(
+                self._pool, self._settings.db_pool_timeout
+            ) as conn:
                 yield conn
         except _UNAVAILABLE as exc:
             raise Unavailable(
@@ -106,3 +110,4 @@ class Database:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+            self._pool_metrics.closed()

@@ -94,6 +94,20 @@ class ApiKeyRow(SQLModel, table=True):
 
 email_domains: sa.Table = EmailDomainRow.__table__  # type: ignore[attr-defined]
 api_keys: sa.Table = ApiKeyRow.__table__  # type: ignore[attr-defined]
+
+
+class SandboxDomainRow(SQLModel, table=True):
+    """The sandbox provider's own domains, shared by every process on the database."""
+
+    __tablename__ = "sandbox_domains"
+
+    domain: str = Field(sa_column=sa.Column(sa.String(253), primary_key=True))
+    client_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(64), nullable=True))
+    verify_requested_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    created_at: datetime = Field(sa_column=_timestamp(nullable=False))
+
+
+sandbox_domains: sa.Table = SandboxDomainRow.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata
 
 

@@ -3,7 +3,6 @@ translated to the contract's `extensions.code` (unexpected ones masked and logge
 
 import logging
 import re
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -20,6 +19,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
 from gql.errors import DomainError, RateLimited, Unavailable
+from gql.observability.request_id import ensure_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class GatewayExtension(SchemaExtension):
         if error.path is None and (original is None or isinstance(original, GraphQLError)):
             # Variables that do not fit their declared types, caught before execution.
             return _with_code(error, "BAD_USER_INPUT", self._enum_hint(error.message))
-        request_id = uuid.uuid4().hex
+        request_id = ensure_request_id()
         logger.error(
             "unexpected error in GraphQL operation (request %s) at %s",
             request_id,

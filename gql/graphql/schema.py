@@ -23,6 +23,7 @@ from gql.graphql.types import (
 )
 from gql.graphql.zones import ZoneMutation, ZoneQuery
 from gql.models import Principal, Status
+from gql.observability.graphql import ObservabilityExtension
 from gql.services.domains import DEFAULT_PAGE_SIZE, encode_cursor
 from gql.settings import Settings
 
@@ -183,7 +184,9 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     def gateway_extension() -> SchemaExtension:
         return GatewayExtension(cache, rules, settings.graphql_max_tokens)
 
-    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = []
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        ObservabilityExtension
+    ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
     extensions.append(gateway_extension)

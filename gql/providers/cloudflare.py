@@ -76,7 +76,7 @@ class CloudflareDns:
             timeout=settings.provider_timeout_seconds,
         )
 
-    async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         async def once() -> T:
             try:
                 return await call()
@@ -91,7 +91,9 @@ class CloudflareDns:
                     ) from error
                 raise
 
-        return await with_retries(once, provider=self.name, settings=self._settings)
+        return await with_retries(
+            once, provider=self.name, operation=operation, settings=self._settings
+        )
 
     async def find_zone(self, domain: str) -> Zone | None:
         """The zone that holds `domain` (the name itself or its closest managed parent)."""
@@ -102,7 +104,7 @@ class CloudflareDns:
             async def zones(name: str = candidate) -> list[Any]:
                 return [z async for z in self._client.zones.list(name=name)]
 
-            found = await self._call(zones)
+            found = await self._call("find_zone", zones)
             if found:
                 return Zone(id=str(found[0].id), name=str(found[0].name))
         return None
@@ -110,7 +112,7 @@ class CloudflareDns:
     async def verify_token(self) -> TokenCheck:
         """Ask Cloudflare whether the token works; `ProviderRejected` when it is refused."""
         try:
-            found = await self._call(lambda: self._client.user.tokens.verify())
+            found = await self._call("verify_token", lambda: self._client.user.tokens.verify())
         except (APIStatusError, ProviderRejected) as error:
             raise ProviderRejected(
                 "Cloudflare refused the token: check that it was copied whole and is not "
@@ -127,7 +129,7 @@ class CloudflareDns:
             return [z async for z in self._client.zones.list(per_page=50)]
 
         try:
-            found = await self._call(listing)
+            found = await self._call("list_zones", listing)
         except APIStatusError as error:
             raise ProviderRejected(
                 f"Cloudflare refused to list the token's zones (HTTP {error.status_code}): give "
@@ -153,7 +155,7 @@ class CloudflareDns:
         wanted = None if names is None else {n.lower() for n in names}
         return [
             r
-            for r in map(_published, await self._call(listing))
+            for r in map(_published, await self._call("list_records", listing))
             if (wanted is None or r.name.lower() in wanted)
             and (comment is None or r.comment == comment)
         ]
@@ -172,7 +174,7 @@ class CloudflareDns:
         if record.priority is not None:
             params["priority"] = record.priority
         try:
-            await self._call(lambda: self._client.dns.records.create(**params))
+            await self._call("create_record", lambda: self._client.dns.records.create(**params))
         except APIStatusError as error:
             if _codes(error) & CLASH_CODES:
                 return False
@@ -181,7 +183,10 @@ class CloudflareDns:
 
     async def delete(self, zone: Zone, record_id: str) -> None:
         try:
-            await self._call(lambda: self._client.dns.records.delete(record_id, zone_id=zone.id))
+            await self._call(
+                "delete_record",
+                lambda: self._client.dns.records.delete(record_id, zone_id=zone.id),
+            )
         except APIStatusError as error:
             if error.status_code != 404:
                 raise

@@ -15,6 +15,8 @@ from limits.storage import storage_from_string
 
 from gql.errors import RateLimited, Unauthenticated
 from gql.models import Principal
+from gql.observability.logs import note_user
+from gql.observability.metrics import RATE_LIMITED
 from gql.services.api_keys import KEY_PREFIX, ApiKeyService
 from gql.settings import Settings
 
@@ -42,6 +44,7 @@ class RateLimiter:
         item = self._user if limit_name == "user" else self._anonymous
         if await self._limiter.hit(item, limit_name, identifier):
             return
+        RATE_LIMITED.labels(limit_name).inc()
         stats = await self._limiter.get_window_stats(item, limit_name, identifier)
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         raise RateLimited(
@@ -81,6 +84,7 @@ class AccessService:
         except Unauthenticated:
             await self.limiter.hit_anonymous(client)
             raise
+        note_user(principal.user_id)
         await self.limiter.hit_user(principal.user_id)
         return principal
 

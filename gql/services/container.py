@@ -25,8 +25,8 @@ from gql.settings import Settings
 logger = logging.getLogger(__name__)
 
 SANDBOX_NOTICE = (
-    "SANDBOX MODE: no AGENTMAIL_API_KEY is set, so verification is simulated in this process "
-    "(see README, 'Sandbox mode'). Set AGENTMAIL_API_KEY to use AgentMail."
+    "SANDBOX MODE: no AGENTMAIL_API_KEY is set, so verification is simulated (see README, "
+    "'Sandbox mode'). Set AGENTMAIL_API_KEY to use AgentMail."
 )
 
 
@@ -42,9 +42,9 @@ def _lifecycle_settings(settings: Settings) -> Settings:
     return settings.model_copy(update=unset)
 
 
-def _provider(settings: Settings) -> VerificationProvider:
+def _provider(settings: Settings, db: Database) -> VerificationProvider:
     if settings.agentmail_api_key is None:
-        return SandboxProvider(settings.sandbox_verify_seconds)
+        return SandboxProvider(db, settings.sandbox_verify_seconds)
     return AgentMailProvider(settings)
 
 
@@ -76,7 +76,7 @@ async def open_services(url: str, settings: Settings) -> AsyncIterator[Services]
     resolver = TxtResolver(settings)  # first: a bad CLAIM_RESOLVERS entry opens nothing
     db = Database(url, settings)
     jobs = JobQueue(driver_dsn(url), pool_timeout=settings.db_pool_timeout)
-    provider = _provider(settings)
+    provider = _provider(settings, db)
     token = settings.cloudflare_api_token
     operator = None if token is None else CloudflareDns(settings, token.get_secret_value())
     zones = ZoneService(db, settings, operator)

@@ -13,6 +13,7 @@ from gql.db.engine import Database
 from gql.errors import Conflict, NotFound
 from gql.jobs import JobQueue
 from gql.models import DomainRecord, Principal, Status
+from gql.observability.metrics import CHECKS
 from gql.providers.verification import (
     ProviderDomain,
     ProviderRejected,
@@ -238,6 +239,7 @@ class LifecycleService:
                 records=None,
             )
             logger.info("domain %s not verified within the window: failed", domain_id)
+            CHECKS.labels("timeout").inc()
             return None
         try:
             live = await self._provider.get(record.agentmail_domain_id or record.domain)
@@ -249,6 +251,7 @@ class LifecycleService:
                 record = await self._store(record, live, verifying=True)
             except Conflict:
                 return None
+        CHECKS.labels("no_answer" if live is None else record.status.value).inc()
         if record.status is not Status.VERIFYING:
             return None
         step = self._schedule[min(attempt + 1, len(self._schedule) - 1)]
