@@ -144,11 +144,13 @@ def test_log_format_defaults_to_json_only_in_production(database_url):
         _env_file=None,  # type: ignore[call-arg]
         environment="production",
         database_url=database_url,
+        claim_secret="c" * 40,
     )
     assert production.json_logs is True
-    assert (
-        make_settings(database_url, environment="production", log_format="text").json_logs is False
+    text_in_production = make_settings(
+        database_url, environment="production", log_format="text", claim_secret="c" * 40
     )
+    assert text_in_production.json_logs is False
 
 
 async def test_the_websocket_handshake_returns_the_request_id(database_url):
