@@ -4,11 +4,10 @@ real `gql-gateway serve` process: every operation is admitted like an HTTP reque
 import json
 import time
 import uuid
-from typing import Any
 
 from gql.services.container import Services
 from tests.conftest import JWT_SECRET, session_token
-from tests.helpers import NodeClient, node_client, serve
+from tests.helpers import events_until, node_client, serve
 
 DOMAIN = "query One($id: UUID!) { emailDomain(id: $id) { id status } }"
 OVERRIDE = (
@@ -22,15 +21,6 @@ def request(query: str, domain_id: uuid.UUID) -> str:
 
 def bearer(token: str) -> str:
     return json.dumps({"Authorization": f"Bearer {token}"})
-
-
-async def events_until(js: NodeClient, kind: str, *, within: float = 15) -> list[dict[str, Any]]:
-    seen = []
-    while True:
-        event = await js.next(within=within)
-        seen.append(event)
-        if event["event"] == kind:
-            return seen
 
 
 async def test_the_connection_init_payload_authenticates(database_url: str, make_owner) -> None:

@@ -29,6 +29,7 @@ _UNKNOWN_ENUM_VALUE = re.compile(r"Value '[^']*' does not exist in '(\w+)' enum\
 @dataclass(slots=True)
 class _Entry:
     document: DocumentNode
+    size: int
     errors: list[GraphQLError] | None = field(default=None)
 
 
@@ -36,19 +37,32 @@ class DocumentCache:
     """Parsed documents and their validation errors, keyed by the query text.
 
     Keyed by text rather than by AST: hashing a document AST on every hit costs more than the
-    lookup saves. Bounded, so unique query texts cannot grow memory without limit.
+    lookup saves. Bounded in entries and in the total length of their texts, so neither many
+    unique texts nor a few huge ones can grow memory without limit.
     """
 
-    def __init__(self, maxsize: int) -> None:
-        self._entries: LRUCache[str, _Entry] = LRUCache(maxsize=max(maxsize, 1))
-        self.enabled = maxsize > 0
+    def __init__(self, maxsize: int, max_bytes: int) -> None:
+        self._entries: LRUCache[str, _Entry] = LRUCache(
+            maxsize=max(max_bytes, 1), getsizeof=lambda entry: entry.size
+        )
+        self._max_entries = maxsize
+        self._max_bytes = max_bytes
+        self.enabled = maxsize > 0 and max_bytes > 0
 
     def get(self, query: str) -> _Entry | None:
         return self._entries.get(query) if self.enabled else None
 
     def put(self, query: str, entry: _Entry) -> None:
-        if self.enabled:
-            self._entries[query] = entry
+        if not self.enabled or entry.size > self._max_bytes:
+            return
+        self._entries[query] = entry
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem()
+
+    @property
+    def size(self) -> int:
+        """The total length of the cached texts."""
+        return int(self._entries.currsize)
 
 
 class GatewayExtension(SchemaExtension):
@@ -71,7 +85,9 @@ class GatewayExtension(SchemaExtension):
             entry = self._cache.get(ctx.query)
             if entry is None:
                 try:
-                    entry = _Entry(document=parse(ctx.query, **ctx.parse_options))
+                    entry = _Entry(
+                        document=parse(ctx.query, **ctx.parse_options), size=len(ctx.query)
+                    )
                 except GraphQLError:
                     # Left to Strawberry's own parse, which reports the syntax error.
                     yield

@@ -176,7 +176,9 @@ class GatewaySchema(strawberry.Schema):
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
-    cache = DocumentCache(settings.graphql_document_cache_size)
+    cache = DocumentCache(
+        settings.graphql_document_cache_size, settings.graphql_document_cache_bytes
+    )
     rules = validation_rules(settings)
 
     def gateway_extension() -> SchemaExtension:
