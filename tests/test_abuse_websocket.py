@@ -109,18 +109,16 @@ async def test_a_revoked_key_closes_its_socket(
 
 async def test_an_expired_session_token_closes_its_socket(database_url: str, make_owner) -> None:
     owner = await make_owner(["pending"])
-    token = session_token(owner.user_id, exp=int(time.time()) + 3)
-    async with (
-        serve(database_url, {"JWT_SECRET": JWT_SECRET, "JWT_LEEWAY_SECONDS": "0"}) as served,
-        node_client(
+    async with serve(database_url, {"JWT_SECRET": JWT_SECRET, "JWT_LEEWAY_SECONDS": "0"}) as served:
+        token = session_token(owner.user_id, exp=int(time.time()) + 4)
+        async with node_client(
             "ws-session.mjs",
             served.ws_url,
             request(DOMAIN, owner.domains[0].id),
             "1",
             bearer(token),
-        ) as js,
-    ):
-        events = await events_until(js, "done")
-        assert events[0]["event"] == "next", events
-        closed = await events_until(js, "closed", within=10)
-        assert closed[-1]["code"] == 4403, closed
+        ) as js:
+            events = await events_until(js, "done")
+            assert events[0]["event"] == "next", events
+            closed = await events_until(js, "closed", within=10)
+            assert closed[-1]["code"] == 4403, closed
