@@ -7,19 +7,25 @@ from asyncio import BaseTransport, Protocol, TimerHandle
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from gql.errors import Unavailable
 from gql.rest.responses import error_response, json_response
 
 
 class RequestTimeLimit:
-    """Answers 503 `unavailable` (with Retry-After) when a request runs past `seconds`.
+    """Answers 503 (with Retry-After) when a request runs past `seconds`: `unavailable` in the
+    REST shape, or SERVICE_UNAVAILABLE as a GraphQL error on `graphql_paths`.
 
     The work in flight is cancelled; a single-statement write either committed or did not, so
     nothing is left half-written. WebSockets are not limited.
     """
 
-    def __init__(self, app: ASGIApp, seconds: float) -> None:
+    def __init__(
+        self, app: ASGIApp, seconds: float, graphql_paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
         self.seconds = seconds
+        # Answered with a GraphQL error (SERVICE_UNAVAILABLE) rather than the REST body.
+        self.graphql_paths = graphql_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -39,12 +45,23 @@ class RequestTimeLimit:
         except TimeoutError:
             if not limit.expired() or started:
                 raise
-            response = error_response(
-                503,
-                "unavailable",
+            message = (
                 f"The request took longer than {self.seconds:g} s and was stopped; nothing was "
-                "left half-done. Retry shortly.",
-                {"Retry-After": "5"},
+                "left half-done. Retry shortly."
+            )
+            headers = {"Retry-After": str(Unavailable.retry_after)}
+            response = (
+                json_response(
+                    {
+                        "errors": [
+                            {"message": message, "extensions": Unavailable(message).extensions}
+                        ]
+                    },
+                    503,
+                    headers,
+                )
+                if scope["path"] in self.graphql_paths
+                else error_response(503, "unavailable", message, headers)
             )
             await response(scope, receive, send)
 

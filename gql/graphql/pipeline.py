@@ -15,14 +15,18 @@ from graphql import (
     GraphQLError,
     GraphQLSyntaxError,
     parse,
+    validate,
 )
 from strawberry.extensions import SchemaExtension
-from strawberry.schema.schema import validate_document
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from gql.errors import DomainError, RateLimited, Unavailable
 
 logger = logging.getLogger(__name__)
 
+# What Strawberry's `validate_document` adds to the rules it is given.
+_STRAWBERRY_RULES = (MaybeNullValidationRule, OneOfInputValidationRule)
 _UNKNOWN_ENUM_VALUE = re.compile(r"Value '[^']*' does not exist in '(\w+)' enum\.")
 
 
@@ -69,11 +73,19 @@ class GatewayExtension(SchemaExtension):
     """Created per operation (pass a factory), sharing one `DocumentCache`."""
 
     def __init__(
-        self, cache: DocumentCache, rules: tuple[type[ASTValidationRule], ...], max_tokens: int
+        self,
+        cache: DocumentCache,
+        rules: tuple[type[ASTValidationRule], ...],
+        max_tokens: int,
+        *,
+        hide_suggestions: bool = False,
     ) -> None:
         self._cache = cache
         self._rules = rules
         self._max_tokens = max_tokens
+        # With introspection off, "Did you mean …" and the list of enum values would rebuild
+        # the schema for anyone who guesses names.
+        self._hide_suggestions = hide_suggestions
         self._entry: _Entry | None = None
         self._validation_errors: list[GraphQLError] = []
 
@@ -102,8 +114,11 @@ class GatewayExtension(SchemaExtension):
         entry = self._entry
         if entry is not None and ctx.graphql_document is entry.document:
             if entry.errors is None:
-                entry.errors = validate_document(
-                    ctx.schema._schema, entry.document, (*ctx.validation_rules, *self._rules)
+                entry.errors = validate(
+                    ctx.schema._schema,
+                    entry.document,
+                    (*ctx.validation_rules, *self._rules, *_STRAWBERRY_RULES),
+                    hide_suggestions=self._hide_suggestions,
                 )
             ctx.pre_execution_errors = list(entry.errors)
             self._validation_errors = entry.errors
@@ -162,7 +177,7 @@ class GatewayExtension(SchemaExtension):
 
     def _enum_hint(self, message: str) -> str:
         match = _UNKNOWN_ENUM_VALUE.search(message)
-        if match is None:
+        if match is None or self._hide_suggestions:
             return message
         enum_type = self.execution_context.schema._schema.get_type(match.group(1))
         if not isinstance(enum_type, GraphQLEnumType):
