@@ -18,7 +18,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.types.unset import UNSET, UnsetType
 
-from gql.errors import RateLimited
+from gql.errors import RateLimited, Unavailable
 from gql.graphql.context import GatewayContext, admit_operation, connect, disconnect
 
 SANDBOX_HEADER = "verification is simulated; set AGENTMAIL_API_KEY to use AgentMail"
@@ -45,7 +45,7 @@ class AdmittingTransportWSHandler(BaseGraphQLTransportWSHandler[GatewayContext, 
     async def run_operation(self, operation: Operation[GatewayContext, None]) -> None:
         try:
             await admit_operation(self.context)
-        except RateLimited as error:
+        except (RateLimited, Unavailable) as error:
             refusal = GraphQLError(error.message, extensions=error.extensions)
             await operation.send_initial_errors([refusal])
             return
