@@ -136,18 +136,19 @@ async def disconnect(context: GatewayContext) -> None:
 
 
 async def watch_credentials(context: GatewayContext, admission: Admission) -> None:
-    """Close the socket (4403) at the session token's expiry, or within API_KEY_CACHE_SECONDS
-    (at least every second) of the key's revocation."""
+    """Close the socket (4403) when its credentials end: a session token at its expiry (no
+    need to look again before: it is signed), a key within API_KEY_CACHE_SECONDS (at least
+    every second) of its revocation, asking the database."""
     access = context.services.access
-    authorization = context.authorization()
-    while True:
-        delay = access.recheck_seconds
-        if admission.expires_at is not None:
-            delay = min(delay, max(0.0, admission.expires_at - time.time()))
-        await asyncio.sleep(delay)
-        expired = admission.expires_at is not None and time.time() >= admission.expires_at
-        if expired or not await access.revalidate(authorization):
-            break
+    if admission.expires_at is not None:
+        await asyncio.sleep(max(0.0, admission.expires_at - time.time()))
+    else:
+        authorization = context.authorization()
+        while True:
+            await asyncio.sleep(access.recheck_seconds)
+            with contextlib.suppress(Unavailable):  # asked again at the next check
+                if not await access.revalidate(authorization):
+                    break
     websocket = context.response
     if isinstance(websocket, WebSocket) and websocket.client_state != WebSocketState.DISCONNECTED:
         with contextlib.suppress(RuntimeError):
