@@ -173,11 +173,15 @@ class AdmitFirst:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
-        services: Services = request.app.state.services
+        services: Services = scope["app"].state.services
+        # Read straight from the scope: this runs on every request.
+        authorization = next(
+            (v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None
+        )
+        client = scope.get("client")
         try:
             scope[ADMISSION_KEY] = await services.access.admission(
-                request.headers.get("authorization"), _client(request)
+                authorization, client[0] if client else "unknown"
             )
         except (RateLimited, Unavailable) as error:
             await _refusal(error)(scope, receive, send)
