@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
@@ -17,6 +18,7 @@ from starlette.routing import Route, WebSocketRoute
 from gql.db.embedded import embedded_database
 from gql.errors import DomainError
 from gql.graphql import ide
+from gql.graphql.context import AdmitFirst
 from gql.graphql.schema import build_schema
 from gql.graphql.view import GatewayGraphQL
 from gql.http_limits import BodySizeLimit, RequestTimeLimit
@@ -107,7 +109,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     middleware = [
         Middleware(ObservabilityMiddleware, access_log=settings.access_log),
-        Middleware(RequestTimeLimit, seconds=settings.request_timeout_seconds),
+        # Host names this gateway answers for (ALLOWED_HOSTS); never a redirect to another.
+        Middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts, www_redirect=False),
+        Middleware(
+            RequestTimeLimit,
+            seconds=settings.request_timeout_seconds,
+            graphql_paths=frozenset({"/graphql"}),
+        ),
     ]
     if settings.cors_origins:
         middleware.append(
@@ -124,7 +132,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route(
                 "/graphql",
-                BodySizeLimit(graphql, settings.max_body_bytes),
+                AdmitFirst(BodySizeLimit(graphql, settings.max_body_bytes)),
                 methods=["GET", "POST"],
             ),
             WebSocketRoute("/graphql", graphql),
@@ -139,5 +147,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
         lifespan=lifespan,
     )
+    # No redirect to a path with or without a trailing slash: its URL would be built from the
+    # request's Host header. Such a path is answered 404 like any unknown one.
+    app.router.redirect_slashes = False
     app.state.settings = settings
     return app

@@ -4,14 +4,23 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+from strawberry.types.unset import UNSET, UnsetType
 
+from gql.errors import RateLimited, Unavailable
 from gql.graphql import ide
-from gql.graphql.context import GatewayContext
+from gql.graphql.context import GatewayContext, admit_operation, connect, disconnect
 
 SANDBOX_HEADER = "verification is simulated; set AGENTMAIL_API_KEY to use AgentMail"
 
@@ -30,8 +39,38 @@ class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
             raise WebSocketDisconnected from exc
 
 
+class AdmittingTransportWSHandler(BaseGraphQLTransportWSHandler[GatewayContext, None]):
+    """Admits each operation like an HTTP request (authenticated, rate-counted) before its
+    document is parsed, and stops watching the connection's credentials when it ends."""
+
+    async def run_operation(self, operation: Operation[GatewayContext, None]) -> None:
+        try:
+            await admit_operation(self.context)
+        except (RateLimited, Unavailable) as error:
+            refusal = GraphQLError(error.message, extensions=error.extensions)
+            await operation.send_initial_errors([refusal])
+            return
+        await super().run_operation(operation)
+
+    async def shutdown(self) -> None:
+        await super().shutdown()
+        await disconnect(self.context)
+
+
 class GatewayGraphQL(GraphQL[GatewayContext, None]):
     websocket_adapter_class = TextFrameWebSocketAdapter
+    graphql_transport_ws_handler_class = AdmittingTransportWSHandler
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # graphql-transport-ws only: the legacy graphql-ws protocol has no per-operation hook.
+        kwargs["subscription_protocols"] = (GRAPHQL_TRANSPORT_WS_PROTOCOL,)
+        super().__init__(*args, **kwargs)
+
+    async def on_ws_connect(self, context: GatewayContext) -> UnsetType | dict[str, object] | None:
+        if not await connect(context):
+            raise ConnectionRejectionError
+        unset: UnsetType = UNSET
+        return unset
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
