@@ -1,7 +1,6 @@
 """The Starlette application: `create_app(settings)` builds everything; nothing at import time."""
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -78,14 +77,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
             url = await asyncio.to_thread(embedded_database, settings.data_dir)
         async with open_services(url, settings) as services:
             app.state.services = services
-            worker = asyncio.create_task(services.jobs.run_worker()) if settings.worker else None
+            stop = asyncio.Event()
+            worker = None
+            if settings.worker:
+                worker = asyncio.create_task(services.jobs.run_worker(stop=stop))
             try:
                 yield
             finally:
                 if worker is not None:
-                    worker.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await worker
+                    stop.set()
+                    await worker
 
     graphql = GatewayGraphQL(
         build_schema(settings),
