@@ -5,6 +5,8 @@ import asyncio
 import gc
 import json
 import logging
+import os
+import shutil
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -40,6 +42,17 @@ def _with_services(settings: Settings, work: Callable[[Services], Awaitable[T]])
     return asyncio.run(run())
 
 
+def _this_command() -> str:
+    """How to run this program again from the current directory, as the user would type it."""
+    script = Path(sys.argv[0])
+    if script.name != "gql-gateway":
+        return f"{os.path.relpath(sys.executable)} -m gql"
+    on_path = shutil.which("gql-gateway")
+    if on_path is not None and Path(on_path).resolve() == script.resolve():
+        return "gql-gateway"
+    return os.path.relpath(script)
+
+
 def _user(value: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
@@ -65,7 +78,7 @@ async def _demo(services: Services, base_url: str) -> None:
         )
     else:
         print(
-            f"Demo user {user}. A new key: gql-gateway keys create --user {user}\n",
+            f"Demo user {user}. A new key: {_this_command()} keys create --user {user}\n",
             file=sys.stderr,
         )
 
@@ -102,7 +115,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    _with_services(settings, lambda services: services.jobs.run_worker(handle_signals=True))
+    _with_services(settings, lambda services: services.worker.run(handle_signals=True))
     return 0
 
 

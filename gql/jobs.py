@@ -11,7 +11,6 @@ periodic `retry_stalled_jobs` task puts it back in the queue, so no scheduled ch
 import asyncio
 import contextlib
 import logging
-import signal
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -128,11 +127,9 @@ class JobQueue:
             if job.id is not None:
                 await self.app.job_manager.cancel_job_by_id_async(job.id, delete_job=True)
 
-    async def run_worker(
-        self, *, wait: bool = True, stop: asyncio.Event | None = None, handle_signals: bool = False
-    ) -> None:
+    async def run_worker(self, *, wait: bool = True, stop: asyncio.Event | None = None) -> None:
         """Work the queue until `stop` is set or the task is cancelled (or, with `wait=False`,
-        until nothing is due); with `handle_signals`, SIGINT/SIGTERM set `stop`.
+        until nothing is due); a failure of the worker itself is raised (see `gql.supervision`).
 
         Stopping is graceful: running checks finish (up to `SHUTDOWN_GRACE_SECONDS`), then the
         worker unregisters; what it could not finish stays queued. It is asked through the
@@ -142,10 +139,6 @@ class JobQueue:
         """
         if stop is None:
             stop = asyncio.Event()
-        if handle_signals:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
         worker = Worker(
             app=self.app,
             queues=[QUEUE],

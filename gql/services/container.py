@@ -1,8 +1,7 @@
 """The services one gateway process shares between its transports and its worker."""
 
-import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from gql.db.engine import Database, driver_dsn
@@ -18,9 +17,9 @@ from gql.services.domains import DomainService
 from gql.services.lifecycle import LifecycleService
 from gql.services.seed import SeedService
 from gql.settings import Settings
+from gql.supervision import WorkerSupervisor
 
-logger = logging.getLogger(__name__)
-
+# Logged once by the serving process (the CLI's other commands never verify anything).
 SANDBOX_NOTICE = (
     "SANDBOX MODE: no AGENTMAIL_API_KEY is set, so verification is simulated in this process "
     "(see README, 'Sandbox mode'). Set AGENTMAIL_API_KEY to use AgentMail."
@@ -49,6 +48,7 @@ def _provider(settings: Settings) -> VerificationProvider:
 class Services:
     db: Database
     jobs: JobQueue
+    worker: WorkerSupervisor
     provider: VerificationProvider
     dns: DnsService
     domains: DomainService
@@ -64,37 +64,39 @@ class Services:
 
 @asynccontextmanager
 async def open_services(url: str, settings: Settings) -> AsyncIterator[Services]:
-    """Connect everything a process needs, and close it all on exit.
+    """Connect everything a process needs, and close it all on exit, or on a failure to open.
 
     Nothing here waits for the database: when it is down, requests answer 503 until it is back.
     """
-    db = Database(url, settings)
-    jobs = JobQueue(driver_dsn(url), pool_timeout=settings.db_pool_timeout)
-    provider = _provider(settings)
-    dns = DnsService(None if settings.cloudflare_api_token is None else CloudflareDns(settings))
-    await db.open()
-    await jobs.open()
-    services: Services | None = None
-    try:
+    async with AsyncExitStack() as stack:
+        provider = _provider(settings)
+        stack.push_async_callback(provider.close)
+        dns = DnsService(None if settings.cloudflare_api_token is None else CloudflareDns(settings))
+        stack.push_async_callback(dns.close)
+        db = Database(url, settings)
+        await db.open()
+        stack.push_async_callback(db.close)
+        jobs = JobQueue(driver_dsn(url), pool_timeout=settings.db_pool_timeout)
+        await jobs.open()
+        stack.push_async_callback(jobs.close)
         api_keys = ApiKeyService(db)
+        access = AccessService(settings, api_keys, RateLimiter(settings))
+        stack.callback(access.limiter.close)
         services = Services(
             db=db,
             jobs=jobs,
+            worker=WorkerSupervisor(
+                jobs,
+                db,
+                backoff_seconds=settings.worker_restart_seconds,
+                max_backoff_seconds=settings.worker_restart_max_seconds,
+            ),
             provider=provider,
             dns=dns,
             domains=DomainService(db),
             lifecycle=LifecycleService(db, provider, dns, jobs, _lifecycle_settings(settings)),
             api_keys=api_keys,
-            access=AccessService(settings, api_keys, RateLimiter(settings)),
+            access=access,
             seed=SeedService(db),
         )
-        if services.sandbox:
-            logger.warning(SANDBOX_NOTICE)
         yield services
-    finally:
-        await provider.close()
-        await dns.close()
-        if services is not None:
-            services.access.limiter.close()
-        await jobs.close()
-        await db.close()
