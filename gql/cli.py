@@ -5,7 +5,6 @@ import asyncio
 import gc
 import json
 import logging
-import os
 import shutil
 import sys
 import uuid
@@ -43,14 +42,26 @@ def _with_services(settings: Settings, work: Callable[[Services], Awaitable[T]])
 
 
 def _this_command() -> str:
-    """How to run this program again from the current directory, as the user would type it."""
-    script = Path(sys.argv[0])
+    """How to run this program again from the current directory, as it was started.
+
+    `make run` starts `.venv/bin/gql-gateway`, which is not on PATH: a hint naming plain
+    `gql-gateway` would not run there.
+    """
+    script = Path(sys.argv[0]).absolute()
     if script.name != "gql-gateway":
-        return f"{os.path.relpath(sys.executable)} -m gql"
+        return f"{_shortest(Path(sys.executable))} -m gql"
     on_path = shutil.which("gql-gateway")
     if on_path is not None and Path(on_path).resolve() == script.resolve():
         return "gql-gateway"
-    return os.path.relpath(script)
+    return _shortest(script)
+
+
+def _shortest(path: Path) -> str:
+    """`path` relative to the current directory when it lies below it, else absolute."""
+    absolute = path.absolute()
+    if absolute.is_relative_to(Path.cwd()):
+        return str(absolute.relative_to(Path.cwd()))
+    return str(absolute)
 
 
 def _user(value: str) -> uuid.UUID:
