@@ -43,7 +43,6 @@ async def readyz(request: Request) -> Response:
     checks: dict[str, dict[str, object]] = {}
     problems: list[str] = []
     try:
-        await services.db.ping()
         schema = await services.db.schema()
     except DomainError:
         unreachable = "the database cannot be reached"

@@ -5,7 +5,9 @@ dropped by a PostgreSQL restart is enough ("Side task listener failed … Stoppe
 supervisor starts it again with exponential backoff (tenacity) after any failure, waits while the
 database is unreachable or its schema is behind this code, and keeps a `WorkerState` that
 `/readyz` reports. A worker that ran for longer than the longest backoff starts its next attempt
-at once: the backoff measures one outage, not the life of the process.
+at once: the backoff measures one outage, not the life of the process. It is stopped through
+`stop()` (the app's shutdown, or SIGINT/SIGTERM for `gql-gateway worker`), never by cancellation
+alone (see `JobQueue.run_worker`).
 """
 
 import asyncio
@@ -85,7 +87,7 @@ class WorkerSupervisor:
             try:
                 await self._supervise()
             finally:
-                self._state = WorkerState("stopped", restarts=self._state.restarts)
+                self._state = WorkerState("stopped", "the worker was stopped", self._state.restarts)
 
     @contextlib.contextmanager
     def _stop_on_signals(self) -> Iterator[None]:

@@ -197,14 +197,10 @@ class Database:
         self._schema_checked = True
 
     async def schema(self) -> SchemaState:
-        """The schema's revision against the one this code expects (`Unavailable` if down)."""
+        """The schema's revision against the one this code expects; `Unavailable` when the
+        database does not answer (readiness uses it as its ping)."""
         async with self._acquire() as conn, self._translated(conn, if_lost=NOTHING_CHANGED):
             return await schema_state(conn)
-
-    async def ping(self) -> None:
-        """Raise `Unavailable` unless the server answers a statement."""
-        async with self._acquire() as conn, self._translated(conn, if_lost=NOTHING_CHANGED):
-            await conn.execute("SELECT 1")
 
     async def close(self) -> None:
         if self._pool is not None:
