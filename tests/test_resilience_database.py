@@ -8,6 +8,11 @@ changed" only when that is true, and `open_services` closes what it opened when 
 """
 
 import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -15,6 +20,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -36,6 +42,7 @@ from tests.test_database_faults import (
     wait_until,
 )
 
+GATEWAY = str(Path(sys.executable).with_name("gql-gateway"))
 CREATE = "mutation Create($d: String!) { createEmailDomain(domain: $d) { id status } }"
 ONE = "query One($id: UUID!) { emailDomain(id: $id) { id status } }"
 UPDATE_SQL = "UPDATE email_domains SET status = 'failed' WHERE id = $1"
@@ -299,3 +306,53 @@ async def test_open_services_closes_the_provider_clients_when_the_job_pool_canno
         async with open_services(database_url, settings):
             pytest.fail("open_services yielded without a job queue")
     assert sorted(closed) == ["agentmail", "cloudflare"]
+
+
+@pytest.mark.embedded
+async def test_a_separate_worker_survives_a_restart(
+    private_server: PrivateServer, tmp_path: Path
+) -> None:
+    pg = private_server
+    env = {
+        **os.environ,
+        "DATABASE_URL": pg.url,
+        "AGENTMAIL_API_KEY": "unused",
+        "WORKER_RESTART_SECONDS": "0.2",
+        "WORKER_RESTART_MAX_SECONDS": "1",
+    }
+    log = tmp_path / "worker.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen([GATEWAY, "worker"], env=env, stdout=sink, stderr=sink)
+
+    async def newest_worker() -> int:
+        admin = await admin_connect(pg.url)
+        try:
+            newest = await admin.fetchval("SELECT coalesce(max(id), 0) FROM procrastinate_workers")
+            return int(newest)
+        finally:
+            await admin.close()
+
+    try:
+
+        async def registered() -> bool:
+            assert process.poll() is None, log.read_text()
+            return await newest_worker() > 0
+
+        await wait_until(registered, within=30, every=0.2)
+        first = await newest_worker()
+        await asyncio.to_thread(pg.stop)
+        await asyncio.sleep(2)
+        await asyncio.to_thread(pg.start)
+
+        async def registered_again() -> bool:
+            assert process.poll() is None, f"the worker exited:\n{log.read_text()}"
+            with contextlib.suppress(OSError, asyncpg.PostgresError):
+                return await newest_worker() > first
+            return False
+
+        await wait_until(registered_again, within=30, every=0.2)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert process.returncode == 0, log.read_text()
