@@ -1,7 +1,6 @@
 """The Starlette application: `create_app(settings)` builds everything; nothing at import time."""
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from gql.db.embedded import embedded_database
-from gql.errors import DomainError
+from gql.errors import DomainError, Unavailable
 from gql.graphql import ide
 from gql.graphql.context import AdmitFirst
 from gql.graphql.schema import build_schema
@@ -29,8 +28,8 @@ from gql.observability.request_id import HEADER, ensure_request_id
 from gql.observability.tracing import configure_tracing
 from gql.rest.domains import patch_email_domain
 from gql.rest.openapi import openapi_document
-from gql.rest.responses import domain_error_response, error_response, json_response
-from gql.services.container import Services, open_services
+from gql.rest.responses import error_response, json_response
+from gql.services.container import SANDBOX_NOTICE, Services, open_services
 from gql.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -44,13 +43,44 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Readiness: the database answers."""
+    """Readiness, per component: the database answers, its schema is the revision this code
+    expects, and the queue worker (when this process runs one) is not down. 503 says which is
+    not, and why."""
     services: Services = request.app.state.services
+    checks: dict[str, dict[str, object]] = {}
+    problems: list[str] = []
     try:
-        await services.db.ping()
-    except DomainError as error:
-        return domain_error_response(error)
-    return json_response({"status": "ok"})
+        schema = await services.db.schema()
+    except DomainError:
+        unreachable = "the database cannot be reached"
+        checks["database"] = {"status": "unavailable", "reason": unreachable}
+        checks["schema"] = {"status": "unknown", "reason": unreachable}
+        problems.append(f"database: {unreachable}")
+    else:
+        checks["database"] = {"status": "ok"}
+        checks["schema"] = {
+            "status": schema.status,
+            "revision": schema.current,
+            "expected": schema.expected,
+        }
+        if schema.status != "ok":
+            checks["schema"]["reason"] = schema.hint
+        if schema.behind:
+            problems.append(f"schema: {schema.hint}")
+    worker = services.worker.state
+    checks["worker"] = {"status": worker.status, "restarts": worker.restarts}
+    if worker.reason is not None:
+        checks["worker"]["reason"] = worker.reason
+    if not worker.healthy:
+        problems.append(f"worker {worker.status}: {worker.reason}")
+    if not problems:
+        return json_response({"status": "ok", "checks": checks})
+    error = {"code": "unavailable", "message": "; ".join(problems)}
+    return json_response(
+        {"status": "unavailable", "error": error, "checks": checks},
+        503,
+        {"Retry-After": str(Unavailable.retry_after)},
+    )
 
 
 async def openapi(request: Request) -> Response:
@@ -80,6 +110,17 @@ def _metrics_here(settings: Settings) -> bool:
     return settings.metrics and settings.metrics_port is None
 
 
+async def _report_schema(services: Services) -> None:
+    """Say at start-up what readiness will say: a schema behind this code cannot serve."""
+    try:
+        schema = await services.db.schema()
+    except DomainError:
+        logger.warning("the database cannot be reached at start-up; requests answer 503 until then")
+        return
+    if schema.behind:
+        logger.error("%s Until then /readyz and every data request answer 503.", schema.hint)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the gateway. With no DATABASE_URL, an embedded PostgreSQL is started on startup."""
     settings = settings or Settings()
@@ -92,14 +133,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
             url = await asyncio.to_thread(embedded_database, settings.data_dir)
         async with open_services(url, settings) as services:
             app.state.services = services
-            worker = asyncio.create_task(services.jobs.run_worker()) if settings.worker else None
+            if services.sandbox:
+                logger.warning(SANDBOX_NOTICE)
+            await _report_schema(services)
+            worker = asyncio.create_task(services.worker.run()) if settings.worker else None
             try:
                 yield
             finally:
                 if worker is not None:
-                    worker.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await worker
+                    services.worker.stop()
+                    await worker
                 process_exiting()
 
     graphql = GatewayGraphQL(

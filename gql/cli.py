@@ -56,6 +56,29 @@ def _positive(value: str) -> int:
     return int(value)
 
 
+def _this_command() -> str:
+    """How to run this program again from the current directory, as it was started.
+
+    `make run` starts `.venv/bin/gql-gateway`, which is not on PATH: a hint naming plain
+    `gql-gateway` would not run there.
+    """
+    script = Path(sys.argv[0]).absolute()
+    if script.name != "gql-gateway":
+        return f"{_shortest(Path(sys.executable))} -m gql"
+    on_path = shutil.which("gql-gateway")
+    if on_path is not None and Path(on_path).resolve() == script.resolve():
+        return "gql-gateway"
+    return _shortest(script)
+
+
+def _shortest(path: Path) -> str:
+    """`path` relative to the current directory when it lies below it, else absolute."""
+    absolute = path.absolute()
+    if absolute.is_relative_to(Path.cwd()):
+        return str(absolute.relative_to(Path.cwd()))
+    return str(absolute)
+
+
 def _user(value: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
@@ -81,7 +104,7 @@ async def _demo(services: Services, base_url: str) -> None:
         )
     else:
         print(
-            f"Demo user {user}. A new key: gql-gateway keys create --user {user}\n",
+            f"Demo user {user}. A new key: {_this_command()} keys create --user {user}\n",
             file=sys.stderr,
         )
 
@@ -163,7 +186,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     settings = settings.model_copy(update={"database_url": _database_url(settings)})
     with ExitStack() as stack:
         _metrics_listener(stack, settings, settings.worker_metrics_port)
-        _with_services(settings, lambda services: services.jobs.run_worker(handle_signals=True))
+        _with_services(settings, lambda services: services.worker.run(handle_signals=True))
     return 0
 
 

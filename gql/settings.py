@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     db_connect_timeout: float = Field(default=5.0, gt=0)
     db_pool_timeout: float = Field(default=5.0, gt=0)
     db_statement_timeout_ms: int = Field(default=5000, ge=0)
+    # Worker supervision: how soon a failed queue worker is started again (doubling up to the max).
+    worker_restart_seconds: float = Field(default=1.0, gt=0)
+    worker_restart_max_seconds: float = Field(default=30.0, gt=0)
 
     jwt_secret: SecretStr | None = None
     jwt_public_key: SecretStr | None = None

@@ -2,8 +2,8 @@
 
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 
 import asyncpg
@@ -41,26 +41,20 @@ class PoolMetrics:
         _IDLE.inc(idle - self._idle)
         self._idle = idle
 
-    @asynccontextmanager
-    async def acquire(
-        self, pool: asyncpg.Pool, wait_seconds: float
-    ) -> AsyncIterator[asyncpg.Connection]:
+    def waiting(self) -> None:
+        """A caller starts waiting for a connection."""
         DB_PENDING.inc()
-        waiting = True
-        try:
-            async with pool.acquire(timeout=wait_seconds) as conn:
-                DB_PENDING.dec()
-                waiting = False
-                _USED.inc()
-                self._track_idle(pool)
-                try:
-                    yield conn
-                finally:
-                    _USED.dec()
-        finally:
-            if waiting:
-                DB_PENDING.dec()
-            self._track_idle(pool)
+
+    def waited(self, pool: asyncpg.Pool, *, acquired: bool) -> None:
+        """The wait ended, with a connection or without one."""
+        DB_PENDING.dec()
+        if acquired:
+            _USED.inc()
+        self._track_idle(pool)
+
+    def released(self, pool: asyncpg.Pool) -> None:
+        _USED.dec()
+        self._track_idle(pool)
 
     def closed(self) -> None:
         _IDLE.dec(self._idle)
