@@ -41,7 +41,7 @@ class JobQueue:
     def __init__(self, dsn: str, *, pool_timeout: float) -> None:
         # min_size=0: opening does not wait for the database, like the request pool.
         connector = PsycopgConnector(conninfo=dsn, min_size=0, max_size=4, timeout=pool_timeout)
-        self.app = App(connector=connector, worker_defaults={"worker_middleware": [job_middleware]})
+        self.app = App(connector=connector)
         self._check: CheckHandler | None = None
         self._cleanup: CleanupHandler | None = None
 
@@ -152,6 +152,7 @@ class JobQueue:
             # immediately due successor is picked up before the worker decides it is done.
             concurrency=4 if wait else 1,
             shutdown_graceful_timeout=SHUTDOWN_GRACE_SECONDS,
+            worker_middleware=[job_middleware],
         )
         # procrastinate's Worker.run and Worker.stop carry no annotations.
         running = asyncio.ensure_future(worker.run())  # type: ignore[no-untyped-call]
