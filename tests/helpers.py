@@ -13,16 +13,30 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
+from tests.conftest import Owner
+
 GATEWAY = str(Path(sys.executable).with_name("gql-gateway"))
 JS_DIR = Path(__file__).parent / "js"
+
+
+class MakeOwner(Protocol):
+    """The `make_owner` fixture: a new owner with an API key and one domain per status."""
+
+    def __call__(self, statuses: list[str] | None = None) -> Awaitable[Owner]: ...
+
+
+class RunCli(Protocol):
+    """The `cli` fixture: runs `gql-gateway` with these arguments and gives its exit status."""
+
+    def __call__(self, *argv: str) -> int: ...
 
 
 def free_port() -> int:

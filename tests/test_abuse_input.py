@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import Served, serve
+from tests.helpers import MakeOwner, Served, serve
 
 TYPO = "{ emailDomainz { totalCount } }"
 BAD_ENUM = (
@@ -47,7 +47,9 @@ async def test_suggestions_are_given_while_introspection_is_on(served: Served) -
     assert "Did you mean" in messages(await graphql(served, TYPO))
 
 
-async def test_no_suggestions_when_introspection_is_off(database_url: str, make_owner) -> None:
+async def test_no_suggestions_when_introspection_is_off(
+    database_url: str, make_owner: MakeOwner
+) -> None:
     owner = await make_owner(["pending"])
     variables = {"id": str(owner.domains[0].id), "s": "VERIFIE"}
     async with serve(database_url, {"INTROSPECTION": "false"}) as served:
@@ -65,7 +67,7 @@ async def test_no_suggestions_when_introspection_is_off(database_url: str, make_
 
 
 async def test_a_cursor_with_an_out_of_range_time_is_bad_user_input(
-    served: Served, make_owner
+    served: Served, make_owner: MakeOwner
 ) -> None:
     owner = await make_owner(["pending"])
     forged = base64.urlsafe_b64encode(f"0001-01-01T00:00:00+23:59|{uuid.uuid4()}".encode())
@@ -82,7 +84,7 @@ async def test_a_cursor_with_an_out_of_range_time_is_bad_user_input(
 
 @pytest.mark.parametrize("path", ["/api/email/domains/{id}/", "/graphql/"])
 async def test_no_redirect_is_built_from_the_host_header(
-    served: Served, make_owner, path: str
+    served: Served, make_owner: MakeOwner, path: str
 ) -> None:
     owner = await make_owner(["pending"])
     url = path.format(id=owner.domains[0].id)
@@ -112,7 +114,7 @@ async def test_only_allowed_hosts_are_served(database_url: str) -> None:
 # --- 12: repeated JSON members, names, time limits --------------------------------------------
 
 
-async def test_repeated_json_members_are_refused(served: Served, make_owner) -> None:
+async def test_repeated_json_members_are_refused(served: Served, make_owner: MakeOwner) -> None:
     owner = await make_owner(["pending"])
     domain = owner.domains[0]
     async with httpx.AsyncClient(base_url=served.url) as client:
@@ -144,7 +146,7 @@ REFUSED_NAMES = {
 
 @pytest.mark.parametrize(("name", "says"), REFUSED_NAMES.values(), ids=REFUSED_NAMES.keys())
 async def test_look_alike_and_special_use_names_are_refused(
-    served: Served, make_owner, name: str, says: str
+    served: Served, make_owner: MakeOwner, name: str, says: str
 ) -> None:
     owner = await make_owner(["pending"])
     body = await graphql(served, CREATE, {"d": name}, Authorization=f"Bearer {owner.key}")

@@ -7,7 +7,7 @@ import uuid
 
 from gql.services.container import Services
 from tests.conftest import JWT_SECRET, session_token
-from tests.helpers import events_until, node_client, serve
+from tests.helpers import MakeOwner, events_until, node_client, serve
 
 DOMAIN = "query One($id: UUID!) { emailDomain(id: $id) { id status } }"
 OVERRIDE = (
@@ -23,7 +23,9 @@ def bearer(token: str) -> str:
     return json.dumps({"Authorization": f"Bearer {token}"})
 
 
-async def test_the_connection_init_payload_authenticates(database_url: str, make_owner) -> None:
+async def test_the_connection_init_payload_authenticates(
+    database_url: str, make_owner: MakeOwner
+) -> None:
     owner = await make_owner(["pending"])
     domain = owner.domains[0]
     async with (
@@ -39,7 +41,9 @@ async def test_the_connection_init_payload_authenticates(database_url: str, make
         }
 
 
-async def test_the_upgrade_request_header_authenticates(database_url: str, make_owner) -> None:
+async def test_the_upgrade_request_header_authenticates(
+    database_url: str, make_owner: MakeOwner
+) -> None:
     owner = await make_owner(["pending"])
     domain = owner.domains[0]
     headers = json.dumps({"Authorization": f"Bearer {owner.key}"})
@@ -68,7 +72,9 @@ async def test_an_invalid_token_in_connection_init_closes_the_socket(database_ur
         assert events[-1]["code"] == 4403, events
 
 
-async def test_each_operation_counts_against_the_rate_limit(database_url: str, make_owner) -> None:
+async def test_each_operation_counts_against_the_rate_limit(
+    database_url: str, make_owner: MakeOwner
+) -> None:
     owner = await make_owner(["pending"])
     async with (
         serve(database_url, {"RATE_LIMIT": "10/minute"}) as served,
@@ -89,7 +95,7 @@ async def test_each_operation_counts_against_the_rate_limit(database_url: str, m
 
 
 async def test_a_revoked_key_closes_its_socket(
-    database_url: str, make_owner, services: Services
+    database_url: str, make_owner: MakeOwner, services: Services
 ) -> None:
     owner = await make_owner(["pending"])
     domain = owner.domains[0]
@@ -107,7 +113,9 @@ async def test_a_revoked_key_closes_its_socket(
         assert closed[-1]["code"] == 4403, closed
 
 
-async def test_an_expired_session_token_closes_its_socket(database_url: str, make_owner) -> None:
+async def test_an_expired_session_token_closes_its_socket(
+    database_url: str, make_owner: MakeOwner
+) -> None:
     owner = await make_owner(["pending"])
     async with serve(database_url, {"JWT_SECRET": JWT_SECRET, "JWT_LEEWAY_SECONDS": "0"}) as served:
         token = session_token(owner.user_id, exp=int(time.time()) + 4)

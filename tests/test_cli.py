@@ -2,14 +2,16 @@
 
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 
 from gql.cli import main
+from tests.helpers import RunCli
 
 
 @pytest.fixture
-def cli(database_url, monkeypatch):
+def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> RunCli:
     monkeypatch.setenv("DATABASE_URL", database_url)
 
     def run(*argv: str) -> int:
@@ -18,7 +20,7 @@ def cli(database_url, monkeypatch):
     return run
 
 
-def test_keys_create_list_revoke(cli, capsys):
+def test_keys_create_list_revoke(cli: RunCli, capsys: pytest.CaptureFixture[str]) -> None:
     user = str(uuid.uuid4())
     assert cli("keys", "create", "--user", user) == 0
     out = capsys.readouterr().out.strip().splitlines()
@@ -39,12 +41,14 @@ def test_keys_create_list_revoke(cli, capsys):
     assert "revoked" in capsys.readouterr().out
 
 
-def test_revoking_an_unknown_key_fails_clearly(cli, capsys):
+def test_revoking_an_unknown_key_fails_clearly(
+    cli: RunCli, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli("keys", "revoke", str(uuid.uuid4())) == 1
     assert "keys list" in capsys.readouterr().err
 
 
-def test_seed_prints_domains_as_json(cli, capsys):
+def test_seed_prints_domains_as_json(cli: RunCli, capsys: pytest.CaptureFixture[str]) -> None:
     user = str(uuid.uuid4())
     assert cli("seed", "--user", user, "--count", "3") == 0
     domains = json.loads(capsys.readouterr().out)
@@ -53,13 +57,13 @@ def test_seed_prints_domains_as_json(cli, capsys):
     assert all(len(d["dns_records"]) == 4 for d in domains)
 
 
-def test_export_schema_writes_sdl(cli, tmp_path):
+def test_export_schema_writes_sdl(cli: RunCli, tmp_path: Path) -> None:
     target = tmp_path / "schema.graphql"
     assert cli("export-schema", "--output", str(target)) == 0
     assert "updateEmailDomainStatus" in target.read_text()
 
 
-def test_bad_user_id_is_refused(cli, capsys):
+def test_bad_user_id_is_refused(cli: RunCli, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         cli("keys", "create", "--user", "not-a-uuid")
     assert exit_info.value.code == 2

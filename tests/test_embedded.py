@@ -1,5 +1,7 @@
 """With no DATABASE_URL the gateway boots its own PostgreSQL, migrates it and serves."""
 
+from pathlib import Path
+
 import pytest
 
 from gql.app import create_app
@@ -8,8 +10,8 @@ from tests.conftest import running, stop_embedded
 
 
 @pytest.mark.embedded
-async def test_gateway_boots_the_embedded_server(embedded_dir):
-    settings = Settings(_env_file=None, database_url=None, data_dir=embedded_dir / "data")  # type: ignore[call-arg]
+async def test_gateway_boots_the_embedded_server(embedded_dir: Path) -> None:
+    settings = Settings(_env_file=None, database_url=None, data_dir=embedded_dir / "data")
     try:
         async with running(create_app(settings)) as client:
             ready = await client.get("/readyz")

@@ -6,14 +6,18 @@ from gql.cli import main
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "two"])
-def test_serve_refuses_a_worker_count_that_is_not_a_positive_number(value, capsys):
+def test_serve_refuses_a_worker_count_that_is_not_a_positive_number(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["serve", "--workers", value])
     assert exit_info.value.code == 2
     assert "is not a positive whole number" in capsys.readouterr().err
 
 
-def test_tracing_without_a_working_setup_says_what_to_do(monkeypatch, capsys):
+def test_tracing_without_a_working_setup_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from gql.observability import tracing
 
     monkeypatch.setattr(tracing, "AVAILABLE", False)

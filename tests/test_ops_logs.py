@@ -25,7 +25,7 @@ def create_key(env: dict[str, str], user: uuid.UUID) -> str:
     return done.stdout.strip()
 
 
-async def test_one_json_line_per_request_and_per_job(database_url):
+async def test_one_json_line_per_request_and_per_job(database_url: str) -> None:
     port = free_port()
     async with fresh_database(database_url) as url:
         env = base_env(url, WORKER="true", POLL_WINDOW_MINUTES="5")

@@ -5,9 +5,10 @@ import uuid
 
 from gql.db.engine import Database
 from gql.providers.sandbox import SandboxProvider
+from gql.settings import Settings
 
 
-async def test_two_processes_share_one_sandbox(settings, database_url):
+async def test_two_processes_share_one_sandbox(settings: Settings, database_url: str) -> None:
     first, second = Database(database_url, settings), Database(database_url, settings)
     await first.open()
     await second.open()
@@ -43,7 +44,9 @@ async def test_two_processes_share_one_sandbox(settings, database_url):
         await second.close()
 
 
-async def test_a_domain_the_sandbox_never_saw_settles_from_first_sight(settings, database_url):
+async def test_a_domain_the_sandbox_never_saw_settles_from_first_sight(
+    settings: Settings, database_url: str
+) -> None:
     db = Database(database_url, settings)
     await db.open()
     try:

@@ -18,7 +18,7 @@ from tests.conftest import make_settings
 ATTEMPTS = 40
 
 
-async def test_the_app_stops_its_worker_at_any_moment_of_its_start_up(database_url):
+async def test_the_app_stops_its_worker_at_any_moment_of_its_start_up(database_url: str) -> None:
     for attempt in range(ATTEMPTS):
         app = create_app(make_settings(database_url, worker=True))
         lifespan = app.router.lifespan_context(app)

@@ -9,13 +9,13 @@ from gql.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_committed_schema_equals_served_schema():
-    served = build_schema(Settings(_env_file=None)).as_str() + "\n"  # type: ignore[call-arg]
+def test_committed_schema_equals_served_schema() -> None:
+    served = build_schema(Settings(_env_file=None)).as_str() + "\n"
     committed = (ROOT / "schema.graphql").read_text()
     assert committed == served, "schema.graphql is stale: run `make schema` and commit it"
 
 
-def test_contract_names_are_served():
+def test_contract_names_are_served() -> None:
     sdl = (ROOT / "schema.graphql").read_text()
     for line in (
         "enum DomainStatusInput {",
@@ -30,5 +30,5 @@ def test_contract_names_are_served():
         assert line in sdl
 
 
-def test_models_and_migrations_agree(database_url):
+def test_models_and_migrations_agree(database_url: str) -> None:
     check(database_url)

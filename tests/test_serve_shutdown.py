@@ -13,6 +13,7 @@ import asyncpg
 import httpx
 
 from gql.db.engine import driver_dsn
+from tests.helpers import MakeOwner
 
 GATEWAY = str(Path(sys.executable).with_name("gql-gateway"))
 
@@ -38,7 +39,9 @@ async def _wait_until_ready(url: str, process: subprocess.Popen[bytes]) -> None:
     raise AssertionError("the gateway did not become ready")
 
 
-async def test_sigterm_lets_the_request_in_flight_finish(database_url, make_owner):
+async def test_sigterm_lets_the_request_in_flight_finish(
+    database_url: str, make_owner: MakeOwner
+) -> None:
     owner = await make_owner(["pending"])
     domain = owner.domains[0]
     port = _free_port()

@@ -4,11 +4,16 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
+
 from gql.app import create_app
 from tests.conftest import make_settings, running
+from tests.helpers import MakeOwner
 
 
-async def test_a_request_past_its_time_limit_answers_503(database_url, make_owner, monkeypatch):
+async def test_a_request_past_its_time_limit_answers_503(
+    database_url: str, make_owner: MakeOwner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = create_app(make_settings(database_url, request_timeout_seconds=0.3))
     owner = await make_owner(["pending"])
     async with running(app) as client:
