@@ -8,8 +8,9 @@ import threading
 from types import TracebackType
 from typing import Any, Self
 
-from dnslib import QTYPE, RCODE, RR, TXT, DNSRecord
-from dnslib.server import DNSLogger, DNSServer
+# dnslib ships neither type hints nor a py.typed marker.
+from dnslib import QTYPE, RCODE, RR, TXT, DNSRecord  # type: ignore[import-untyped]
+from dnslib.server import DNSLogger, DNSServer  # type: ignore[import-untyped]
 
 
 class _Resolver:

@@ -181,10 +181,12 @@ async def test_a_session_token_is_verified_once_until_its_exp(
     assert len(decoded) == 2
 
 
-async def test_the_in_process_limit_counts_each_address_and_says_when_to_retry() -> None:
+async def test_the_in_process_limit_counts_each_address_and_says_when_to_retry(
+    database_url: str,
+) -> None:
     from gql.services.access import RateLimiter
 
-    limiter = RateLimiter(make_settings(None, rate_limit_anonymous="4/minute"))
+    limiter = RateLimiter(make_settings(database_url, rate_limit_anonymous="4/minute"))
     for _ in range(4):
         await limiter.hit_anonymous("a")
     await limiter.check_anonymous("b")

@@ -66,7 +66,9 @@ def dns() -> Iterator[LoopbackDns]:
 
 
 @pytest.fixture(scope="module")
-async def gateway(database_url, agentmail, dns, db) -> AsyncIterator[Gateway]:
+async def gateway(
+    database_url: str, agentmail: FakeAgentMail, dns: LoopbackDns, db: Database
+) -> AsyncIterator[Gateway]:
     settings = lifecycle_settings(
         database_url,
         agentmail.url,

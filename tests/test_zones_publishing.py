@@ -16,8 +16,10 @@ from gql.db.engine import Database
 from gql.services.container import Services
 from tests.conftest import make_settings, running
 from tests.fakes import FakeAgentMail, FakeCloudflare
+from tests.helpers import MakeOwner
 from tests.test_lifecycle import DELETE, Gateway, User, codes, new_name, new_user, post
 
+Fakes = tuple[FakeAgentMail, FakeCloudflare]
 TOKEN_KEY = Fernet.generate_key().decode()
 PUBLISHED = """
 query One($id: UUID!) { emailDomain(id: $id) { id publishedRecords {
@@ -37,7 +39,7 @@ def user_token() -> str:
 
 
 @pytest.fixture(scope="module")
-def fakes() -> Iterator[tuple[FakeAgentMail, FakeCloudflare]]:
+def fakes() -> Iterator[Fakes]:
     with FakeAgentMail(api_key="test") as agentmail, FakeCloudflare(api_token="cf") as cloudflare:
         yield agentmail, cloudflare
 
@@ -62,7 +64,7 @@ def zone_settings(
 
 
 @pytest.fixture(scope="module")
-async def gateway(database_url, fakes, db) -> AsyncIterator[Gateway]:
+async def gateway(database_url: str, fakes: Fakes, db: Database) -> AsyncIterator[Gateway]:
     agentmail, cloudflare = fakes
     app = create_app(zone_settings(database_url, agentmail, cloudflare))
     async with running(app) as client:
@@ -100,7 +102,9 @@ def operator_zone(cloudflare: FakeCloudflare, name: str) -> str:
     return zone_id
 
 
-async def test_an_unrelated_users_create_writes_nothing_into_the_operators_zone(gateway, fakes):
+async def test_an_unrelated_users_create_writes_nothing_into_the_operators_zone(
+    gateway: Gateway, fakes: Fakes
+) -> None:
     """Issue 8, finding 2: the operator's token manages the zone, nobody bound it to the user."""
     _, cloudflare = fakes
     stranger, name = new_user(), new_name("operator-corp")
@@ -121,7 +125,9 @@ async def test_an_unrelated_users_create_writes_nothing_into_the_operators_zone(
     assert f"gql-gateway zones bind --zone <zone> --user {stranger.id}" in error
 
 
-async def test_a_zone_bound_to_the_account_gets_the_records_and_shows_only_theirs(gateway, fakes):
+async def test_a_zone_bound_to_the_account_gets_the_records_and_shows_only_theirs(
+    gateway: Gateway, fakes: Fakes
+) -> None:
     _, cloudflare = fakes
     owner, name = new_user(), new_name()
     zone_id = cloudflare.add_zone(name)
@@ -151,7 +157,9 @@ async def test_a_zone_bound_to_the_account_gets_the_records_and_shows_only_their
     )
 
 
-async def test_a_binding_to_another_account_does_not_connect_the_zone(gateway, fakes):
+async def test_a_binding_to_another_account_does_not_connect_the_zone(
+    gateway: Gateway, fakes: Fakes
+) -> None:
     _, cloudflare = fakes
     owner, stranger, name = new_user(), new_user(), new_name()
     zone_id = cloudflare.add_zone(name)
@@ -163,7 +171,9 @@ async def test_a_binding_to_another_account_does_not_connect_the_zone(gateway, f
     assert "not connected to your account" in shown["cloudflare"]["error"]
 
 
-async def test_a_users_own_token_connects_its_zones(gateway, fakes, db: Database):
+async def test_a_users_own_token_connects_its_zones(
+    gateway: Gateway, fakes: Fakes, db: Database
+) -> None:
     _, cloudflare = fakes
     user, name = new_user(), new_name()
     zone_id = cloudflare.add_zone(name)
@@ -209,7 +219,9 @@ async def test_a_users_own_token_connects_its_zones(gateway, fakes, db: Database
     assert "not connected to your account" in shown["cloudflare"]["error"]
 
 
-async def test_another_accounts_token_does_not_connect_a_zone_to_you(gateway, fakes):
+async def test_another_accounts_token_does_not_connect_a_zone_to_you(
+    gateway: Gateway, fakes: Fakes
+) -> None:
     _, cloudflare = fakes
     holder, stranger, name = new_user(), new_user(), new_name()
     zone_id = cloudflare.add_zone(name)
@@ -232,8 +244,12 @@ async def test_another_accounts_token_does_not_connect_a_zone_to_you(gateway, fa
     ],
 )
 async def test_a_token_that_does_not_work_is_refused_with_the_reason(
-    gateway, fakes, db: Database, setup: str, says: str
-):
+    gateway: Gateway,
+    fakes: Fakes,
+    db: Database,
+    setup: str,
+    says: str,
+) -> None:
     _, cloudflare = fakes
     user, token = new_user(), user_token()
     if setup == "garbage":
@@ -254,7 +270,9 @@ async def test_a_token_that_does_not_work_is_refused_with_the_reason(
         )
 
 
-async def test_without_a_token_key_users_cannot_connect_tokens(database_url, fakes, make_owner):
+async def test_without_a_token_key_users_cannot_connect_tokens(
+    database_url: str, fakes: Fakes, make_owner: MakeOwner
+) -> None:
     agentmail, cloudflare = fakes
     settings = zone_settings(database_url, agentmail, cloudflare, cloudflare_token_key=None)
     owner = await make_owner(["pending"])
@@ -277,7 +295,9 @@ async def test_without_a_token_key_users_cannot_connect_tokens(database_url, fak
     assert "gql-gateway zones bind" in error
 
 
-async def test_delete_cleans_up_with_the_credentials_that_published(gateway, fakes):
+async def test_delete_cleans_up_with_the_credentials_that_published(
+    gateway: Gateway, fakes: Fakes
+) -> None:
     _, cloudflare = fakes
     user, bound_name, own_name = new_user(), new_name(), new_name()
     bound_zone = cloudflare.add_zone(bound_name)
@@ -299,7 +319,12 @@ async def test_delete_cleans_up_with_the_credentials_that_published(gateway, fak
     assert {d.headers["authorization"] for d in deletes} == {f"Bearer {token}"}
 
 
-async def test_a_new_token_key_makes_stored_tokens_unusable(gateway, fakes, database_url, caplog):
+async def test_a_new_token_key_makes_stored_tokens_unusable(
+    gateway: Gateway,
+    fakes: Fakes,
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     agentmail, cloudflare = fakes
     user, name = new_user(), new_name()
     zone_id = cloudflare.add_zone(name)

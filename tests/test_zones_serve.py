@@ -65,7 +65,9 @@ def providers() -> Iterator[tuple[FakeAgentMail, FakeCloudflare, LoopbackDns]]:
 
 
 @pytest.fixture(scope="module")
-async def served(database_url, providers) -> AsyncIterator[Served]:
+async def served(
+    database_url: str, providers: tuple[FakeAgentMail, FakeCloudflare, LoopbackDns]
+) -> AsyncIterator[Served]:
     agentmail, cloudflare, dns = providers
     port = _free_port()
     env = {
