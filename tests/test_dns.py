@@ -5,14 +5,18 @@ Each zone is bound to the account that uses it (tests/test_zones_publishing.py c
 """
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import pytest
 
 from gql.app import create_app
+from gql.db.engine import Database
+from gql.settings import Settings
 from tests.conftest import make_settings, running
 from tests.fakes import FakeAgentMail, FakeCloudflare
+from tests.helpers import MakeOwner
 from tests.test_lifecycle import DELETE, Gateway, User, new_name, new_user, post
+
+Fakes = tuple[FakeAgentMail, FakeCloudflare]
 
 PUBLISHED = """
 query One($id: UUID!) { emailDomain(id: $id) { id publishedRecords {
@@ -24,12 +28,12 @@ CREATE = "mutation Create($d: String!) { createEmailDomain(domain: $d) { id doma
 
 
 @pytest.fixture(scope="module")
-def fakes() -> Iterator[tuple[FakeAgentMail, FakeCloudflare]]:
+def fakes() -> Iterator[Fakes]:
     with FakeAgentMail(api_key="test") as agentmail, FakeCloudflare(api_token="cf") as cloudflare:
         yield agentmail, cloudflare
 
 
-def _settings(database_url: str, agentmail: FakeAgentMail, cloudflare: FakeCloudflare) -> Any:
+def _settings(database_url: str, agentmail: FakeAgentMail, cloudflare: FakeCloudflare) -> Settings:
     return make_settings(
         database_url,
         agentmail_api_key="test",
@@ -46,7 +50,7 @@ def _settings(database_url: str, agentmail: FakeAgentMail, cloudflare: FakeCloud
 
 
 @pytest.fixture(scope="module")
-async def gateway(database_url, fakes, db) -> AsyncIterator[Gateway]:
+async def gateway(database_url: str, fakes: Fakes, db: Database) -> AsyncIterator[Gateway]:
     agentmail, cloudflare = fakes
     app = create_app(_settings(database_url, agentmail, cloudflare))
     async with running(app) as client:
@@ -66,7 +70,9 @@ async def _create(gateway: Gateway, user: User, name: str) -> str:
     return domain_id
 
 
-async def test_records_are_published_to_a_managed_zone_and_shown(gateway, fakes):
+async def test_records_are_published_to_a_managed_zone_and_shown(
+    gateway: Gateway, fakes: Fakes
+) -> None:
     _, cloudflare = fakes
     user, name = new_user(), new_name()
     zone_id = await _bound_zone(gateway, cloudflare, user, name)
@@ -96,7 +102,7 @@ async def test_records_are_published_to_a_managed_zone_and_shown(gateway, fakes)
     assert len(published["records"]) == 4
 
 
-async def test_a_subdomain_is_published_in_its_parent_zone(gateway, fakes):
+async def test_a_subdomain_is_published_in_its_parent_zone(gateway: Gateway, fakes: Fakes) -> None:
     _, cloudflare = fakes
     user, parent = new_user(), new_name()
     zone_id = await _bound_zone(gateway, cloudflare, user, parent)
@@ -106,7 +112,7 @@ async def test_a_subdomain_is_published_in_its_parent_zone(gateway, fakes):
     assert body["data"]["emailDomain"]["publishedRecords"]["cloudflare"]["zoneName"] == parent
 
 
-async def test_a_record_already_there_is_not_an_error(gateway, fakes):
+async def test_a_record_already_there_is_not_an_error(gateway: Gateway, fakes: Fakes) -> None:
     _, cloudflare = fakes
     user, name = new_user(), new_name()
     zone_id = await _bound_zone(gateway, cloudflare, user, name)
@@ -118,7 +124,7 @@ async def test_a_record_already_there_is_not_an_error(gateway, fakes):
     assert len(body["data"]["emailDomain"]["publishedRecords"]["records"]) == 4
 
 
-async def test_a_zone_not_connected_to_the_account_is_explained(gateway):
+async def test_a_zone_not_connected_to_the_account_is_explained(gateway: Gateway) -> None:
     user, name = new_user(), new_name()
     domain_id = await _create(gateway, user, name)
     body = await post(gateway.client, PUBLISHED, user, id=domain_id)
@@ -129,7 +135,7 @@ async def test_a_zone_not_connected_to_the_account_is_explained(gateway):
     assert published["records"] == []
 
 
-async def test_cloudflare_failing_is_not_a_failure(gateway, fakes):
+async def test_cloudflare_failing_is_not_a_failure(gateway: Gateway, fakes: Fakes) -> None:
     _, cloudflare = fakes
     user, name = new_user(), new_name()
     await _bound_zone(gateway, cloudflare, user, name)
@@ -142,7 +148,9 @@ async def test_cloudflare_failing_is_not_a_failure(gateway, fakes):
     assert "Cloudflare could not be asked" in published["cloudflare"]["error"]
 
 
-async def test_without_a_token_the_answer_says_so(database_url, fakes, make_owner):
+async def test_without_a_token_the_answer_says_so(
+    database_url: str, fakes: Fakes, make_owner: MakeOwner
+) -> None:
     agentmail, _ = fakes
     settings = make_settings(
         database_url, agentmail_api_key="test", agentmail_base_url=agentmail.url
@@ -159,7 +167,7 @@ async def test_without_a_token_the_answer_says_so(database_url, fakes, make_owne
     assert "CLOUDFLARE_API_TOKEN" in published["cloudflare"]["error"]
 
 
-async def test_another_users_records_are_not_reachable(gateway, fakes):
+async def test_another_users_records_are_not_reachable(gateway: Gateway, fakes: Fakes) -> None:
     _, cloudflare = fakes
     owner, stranger, name = new_user(), new_user(), new_name()
     await _bound_zone(gateway, cloudflare, owner, name)
@@ -168,7 +176,9 @@ async def test_another_users_records_are_not_reachable(gateway, fakes):
     assert body == {"data": {"emailDomain": None}}
 
 
-async def test_delete_removes_only_the_records_the_gateway_published(gateway, fakes):
+async def test_delete_removes_only_the_records_the_gateway_published(
+    gateway: Gateway, fakes: Fakes
+) -> None:
     agentmail, cloudflare = fakes
     user, name = new_user(), new_name()
     zone_id = await _bound_zone(gateway, cloudflare, user, name)

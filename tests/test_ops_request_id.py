@@ -11,12 +11,16 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 from gql.app import create_app
+from gql.services.container import Services
 from gql.settings import Settings
 from tests.conftest import make_settings
 from tests.fakes import LiveServer
+from tests.helpers import MakeOwner
 
 HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 ONE = "query One($id: UUID!) { emailDomain(id: $id) { id status } }"
@@ -36,8 +40,8 @@ ONE = "query One($id: UUID!) { emailDomain(id: $id) { id status } }"
     ],
 )
 async def test_the_callers_request_id_comes_back_on_every_response(
-    client, method, path, body, status
-):
+    client: httpx.AsyncClient, method: str, path: str, body: dict[str, str] | None, status: int
+) -> None:
     request_id = f"caller-{uuid.uuid4()}"
     response = await client.request(method, path, json=body, headers={"X-Request-ID": request_id})
     assert response.status_code == status, response.text
@@ -47,12 +51,14 @@ async def test_the_callers_request_id_comes_back_on_every_response(
 @pytest.mark.parametrize(
     "unsafe", ["has space", "x" * 129, "<script>", 'quote"d', "semi;colon", "ünïcode"]
 )
-async def test_unsafe_or_long_request_ids_are_replaced(client, unsafe):
-    response = await client.get("/healthz", headers={"X-Request-ID": unsafe.encode("utf-8")})
+async def test_unsafe_or_long_request_ids_are_replaced(
+    client: httpx.AsyncClient, unsafe: str
+) -> None:
+    response = await client.get("/healthz", headers={b"X-Request-ID": unsafe.encode("utf-8")})
     assert HEX_ID.match(response.headers["X-Request-ID"]), response.headers
 
 
-async def test_without_a_request_id_each_request_gets_its_own(client):
+async def test_without_a_request_id_each_request_gets_its_own(client: httpx.AsyncClient) -> None:
     first = (await client.get("/healthz")).headers["X-Request-ID"]
     second = (await client.get("/healthz")).headers["X-Request-ID"]
     assert HEX_ID.match(first)
@@ -61,8 +67,12 @@ async def test_without_a_request_id_each_request_gets_its_own(client):
 
 
 async def test_a_masked_graphql_error_cites_the_request_id(
-    client, make_owner, services, monkeypatch, caplog
-):
+    client: httpx.AsyncClient,
+    make_owner: MakeOwner,
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     owner = await make_owner()
 
     async def broken(*args: Any, **kwargs: Any) -> None:
@@ -85,8 +95,12 @@ async def test_a_masked_graphql_error_cites_the_request_id(
 
 
 async def test_an_unexpected_rest_error_cites_the_request_id(
-    app, make_owner, services, monkeypatch, caplog
-):
+    app: Starlette,
+    make_owner: MakeOwner,
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     owner = await make_owner(["pending"])
 
     async def broken(*args: Any, **kwargs: Any) -> None:
@@ -120,7 +134,7 @@ logging.getLogger("gql.test").warning("something happened")
 
 
 @pytest.mark.parametrize("json_lines", [False, True])
-def test_log_lines_carry_the_request_id(json_lines):
+def test_log_lines_carry_the_request_id(json_lines: bool) -> None:
     script = _LOG_FROM_A_REQUEST.format(json=json_lines)
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
@@ -137,11 +151,11 @@ def test_log_lines_carry_the_request_id(json_lines):
         assert line.endswith("WARNING gql.test something happened [request line-id]"), line
 
 
-def test_log_format_defaults_to_json_only_in_production(database_url):
+def test_log_format_defaults_to_json_only_in_production(database_url: str) -> None:
     assert make_settings(database_url).json_logs is False
     assert make_settings(database_url, log_format="json").json_logs is True
     production = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         environment="production",
         database_url=database_url,
         claim_secret="c" * 40,
@@ -153,13 +167,13 @@ def test_log_format_defaults_to_json_only_in_production(database_url):
     assert text_in_production.json_logs is False
 
 
-async def test_the_websocket_handshake_returns_the_request_id(database_url):
+async def test_the_websocket_handshake_returns_the_request_id(database_url: str) -> None:
     app = create_app(make_settings(database_url))
     with LiveServer(app, lifespan=True, websockets=True, name="gateway") as server:
         url = server.url.replace("http://", "ws://") + "/graphql"
         async with connect(
             url,
-            subprotocols=["graphql-transport-ws"],
+            subprotocols=[Subprotocol("graphql-transport-ws")],
             additional_headers={"X-Request-ID": "ws-request-1"},
         ) as ws:
             assert ws.response is not None

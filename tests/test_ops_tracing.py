@@ -5,9 +5,10 @@ import logging
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import asyncpg
+import httpx
 import orjson
 import pytest
 from graphql import parse
@@ -16,13 +17,16 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from opentelemetry.util.types import AnyValue
 
 from gql.app import create_app
 from gql.db.engine import driver_dsn
 from gql.observability.logs import ContextFilter
 from gql.observability.tracing import sanitized_document
 from gql.providers.retry import RetryableStatus, with_retries
+from gql.settings import Settings
 from tests.conftest import make_settings, running
+from tests.helpers import MakeOwner
 from tests.ops.processes import fresh_database
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -68,7 +72,15 @@ def named(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
     return [s for s in exporter.get_finished_spans() if s.name == name]
 
 
-async def test_a_graphql_operation_is_a_server_span_with_its_children(spans, client, make_owner):
+def attributes(span: ReadableSpan) -> Mapping[str, AnyValue]:
+    """A finished span's attributes: typed as optional, but a finished span always has a mapping."""
+    assert span.attributes is not None
+    return span.attributes
+
+
+async def test_a_graphql_operation_is_a_server_span_with_its_children(
+    spans: InMemorySpanExporter, client: httpx.AsyncClient, make_owner: MakeOwner
+) -> None:
     owner = await make_owner(["pending"])
     domain_id = owner.domains[0].id
     query = (
@@ -83,27 +95,29 @@ async def test_a_graphql_operation_is_a_server_span_with_its_children(spans, cli
     (http,) = named(spans, "POST /graphql")
     assert http.kind is SpanKind.SERVER
     assert format(http.context.trace_id, "032x") == TRACE_ID
-    assert http.attributes["http.route"] == "/graphql"
-    assert http.attributes["http.response.status_code"] == 200
+    assert attributes(http)["http.route"] == "/graphql"
+    assert attributes(http)["http.response.status_code"] == 200
 
     (operation,) = named(spans, "mutation")
     assert operation.parent is not None
     assert operation.parent.span_id == http.context.span_id
-    assert operation.attributes["graphql.operation.type"] == "mutation"
-    assert operation.attributes["graphql.operation.name"] == "Override"
-    document = str(operation.attributes["graphql.document"])
+    assert attributes(operation)["graphql.operation.type"] == "mutation"
+    assert attributes(operation)["graphql.operation.name"] == "Override"
+    document = str(attributes(operation)["graphql.document"])
     assert "updateEmailDomainStatus" in document
     assert str(domain_id) not in document, "literal values are removed"
 
     (update,) = named(spans, "UPDATE email_domains")
     assert update.kind is SpanKind.CLIENT
-    assert update.attributes["db.system.name"] == "postgresql"
-    assert "$1" in str(update.attributes["db.query.text"])
-    assert str(domain_id) not in str(update.attributes["db.query.text"])
+    assert attributes(update)["db.system.name"] == "postgresql"
+    assert "$1" in str(attributes(update)["db.query.text"])
+    assert str(domain_id) not in str(attributes(update)["db.query.text"])
     assert format(update.context.trace_id, "032x") == TRACE_ID
 
 
-async def test_log_lines_carry_the_trace_id(spans, client, caplog):
+async def test_log_lines_carry_the_trace_id(
+    spans: InMemorySpanExporter, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
     seen: list[logging.LogRecord] = []
 
     class Keep(logging.Handler):
@@ -123,7 +137,9 @@ async def test_log_lines_carry_the_trace_id(spans, client, caplog):
     assert record.trace_id == TRACE_ID  # type: ignore[attr-defined]
 
 
-async def test_provider_calls_are_client_spans(spans, settings):
+async def test_provider_calls_are_client_spans(
+    spans: InMemorySpanExporter, settings: Settings
+) -> None:
     quick = settings.model_copy(update={"provider_backoff_seconds": 0})
     calls = 0
 
@@ -137,10 +153,12 @@ async def test_provider_calls_are_client_spans(spans, settings):
     await with_retries(flaky, provider="AgentMail", operation="verify", settings=quick)
     (span,) = named(spans, "AgentMail verify")
     assert span.kind is SpanKind.CLIENT
-    assert span.attributes["gateway.provider.attempts"] == 2
+    assert attributes(span)["gateway.provider.attempts"] == 2
 
 
-async def test_a_poller_check_links_to_the_request_that_scheduled_it(spans, database_url):
+async def test_a_poller_check_links_to_the_request_that_scheduled_it(
+    spans: InMemorySpanExporter, database_url: str
+) -> None:
     async with fresh_database(database_url) as url:
         settings = make_settings(url, poll_schedule_minutes=[0, 10])
         app = create_app(settings)
@@ -176,7 +194,7 @@ async def test_a_poller_check_links_to_the_request_that_scheduled_it(spans, data
     assert any(s.context.trace_id == check.context.trace_id for s in reads)
 
 
-def test_sanitized_documents_keep_the_shape_and_drop_literal_values():
+def test_sanitized_documents_keep_the_shape_and_drop_literal_values() -> None:
     document = parse(
         'query Q($n: Int) { emailDomains(first: 5, after: "c2VjcmV0") '
         '{ edges { node { id } } } x: emailDomain(id: "abc") { status } y: f(v: 1.5, n: $n) }'
@@ -229,7 +247,7 @@ asyncio.run(main())
 """
 
 
-def test_without_the_tracing_extra_nothing_fails_and_nothing_is_imported(database_url):
+def test_without_the_tracing_extra_nothing_fails_and_nothing_is_imported(database_url: str) -> None:
     done = subprocess.run(
         [sys.executable, "-c", _WITHOUT_OPENTELEMETRY, database_url],
         capture_output=True,

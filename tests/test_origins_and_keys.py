@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,39 +10,46 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.utils import base64url_encode
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
+from websockets.typing import Origin, Subprotocol
 
 from gql.app import create_app
 from tests.conftest import make_settings, running
 from tests.fakes import LiveServer
+from tests.helpers import MakeOwner
 
 FRONTEND = "https://app.example.com"
 QUERY = {"query": "{ emailDomains { totalCount } }"}
 
 
 @pytest.fixture(scope="module")
-def live(database_url: str) -> Any:
+def live(database_url: str) -> Iterator[str]:
     app = create_app(make_settings(database_url, cors_origins=[FRONTEND]))
     with LiveServer(app, lifespan=True, websockets=True, name="gateway") as server:
         yield server.url.replace("http://", "ws://") + "/graphql"
 
 
-async def test_websocket_from_the_configured_frontend_is_accepted(live):
-    async with connect(live, origin=FRONTEND, subprotocols=["graphql-transport-ws"]) as ws:
+async def test_websocket_from_the_configured_frontend_is_accepted(live: str) -> None:
+    async with connect(
+        live, origin=Origin(FRONTEND), subprotocols=[Subprotocol("graphql-transport-ws")]
+    ) as ws:
         assert ws.subprotocol == "graphql-transport-ws"
 
 
-async def test_websocket_from_another_origin_is_refused(live):
+async def test_websocket_from_another_origin_is_refused(live: str) -> None:
     with pytest.raises(InvalidStatus) as refused:
         async with connect(
-            live, origin="https://evil.example", subprotocols=["graphql-transport-ws"]
+            live,
+            origin=Origin("https://evil.example"),
+            subprotocols=[Subprotocol("graphql-transport-ws")],
         ):
             pass
     assert refused.value.response.status_code == 403
 
 
-async def test_cors_answers_only_the_configured_frontend(database_url):
+async def test_cors_answers_only_the_configured_frontend(database_url: str) -> None:
     app = create_app(make_settings(database_url, cors_origins=[FRONTEND]))
     async with running(app) as client:
         preflight = {"Access-Control-Request-Method": "POST"}
@@ -66,19 +74,22 @@ def _rsa_pair() -> tuple[bytes, str]:
     return private, public.decode()
 
 
-async def test_rs256_tokens_and_no_hmac_confusion(database_url, make_owner):
+async def test_rs256_tokens_and_no_hmac_confusion(database_url: str, make_owner: MakeOwner) -> None:
     private, public = _rsa_pair()
     settings = make_settings(
         database_url, jwt_secret=None, jwt_public_key=public, jwt_algorithms=["RS256"]
     )
     owner = await make_owner(["pending"])
-    claims = {"sub": str(owner.user_id), "exp": datetime.now(UTC) + timedelta(minutes=5)}
+    claims: dict[str, Any] = {
+        "sub": str(owner.user_id),
+        "exp": datetime.now(UTC) + timedelta(minutes=5),
+    }
     good = jwt.encode(claims, private, "RS256")
     # The classic confusion: an HS256 token signed with the public key as the HMAC secret.
-    header = jwt.api_jws.base64url_encode(b'{"alg":"HS256","typ":"JWT"}')
+    header = base64url_encode(b'{"alg":"HS256","typ":"JWT"}')
     expires = int(claims["exp"].timestamp())
-    payload = jwt.api_jws.base64url_encode(f'{{"sub":"{owner.user_id}","exp":{expires}}}'.encode())
-    signature = jwt.api_jws.base64url_encode(
+    payload = base64url_encode(f'{{"sub":"{owner.user_id}","exp":{expires}}}'.encode())
+    signature = base64url_encode(
         hmac.new(public.encode(), header + b"." + payload, hashlib.sha256).digest()
     )
     forged = b".".join([header, payload, signature]).decode()
