@@ -20,7 +20,8 @@ from starlette.applications import Starlette
 import gql.db.domains as domains_repo
 from gql.app import create_app
 from gql.services.container import Services
-from tests.conftest import make_settings, running
+from tests.conftest import Owner, make_settings, running
+from tests.helpers import MakeOwner
 
 FAST = 2.0  # seconds: a refusal must not cost more than this
 MAX_TOKENS = 2000
@@ -146,7 +147,9 @@ def of_type_fragments(levels: int) -> str:
 DEPTH_WITH_LIMIT = r"(?i)depth\D*\d+"  # names the depth limit and its value
 
 
-async def test_deep_introspection_nesting_is_refused(gateway, make_owner, monkeypatch):
+async def test_deep_introspection_nesting_is_refused(
+    gateway: Gateway, make_owner: MakeOwner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     owner = await make_owner(["pending"])
     calls = watch(monkeypatch, gateway.services)
     query = introspect_type(of_type_chain(40))
@@ -156,7 +159,9 @@ async def test_deep_introspection_nesting_is_refused(gateway, make_owner, monkey
     assert calls == []
 
 
-async def test_deep_nesting_through_fragments_is_refused(gateway, make_owner, monkeypatch):
+async def test_deep_nesting_through_fragments_is_refused(
+    gateway: Gateway, make_owner: MakeOwner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     owner = await make_owner(["pending"])
     calls = watch(monkeypatch, gateway.services)
     body, elapsed = await post(gateway.client, of_type_fragments(40), owner.headers)
@@ -165,7 +170,9 @@ async def test_deep_nesting_through_fragments_is_refused(gateway, make_owner, mo
     assert calls == []
 
 
-async def test_introspection_at_depth_ten_and_the_standard_query_are_answered(gateway):
+async def test_introspection_at_depth_ten_and_the_standard_query_are_answered(
+    gateway: Gateway,
+) -> None:
     # __type, fields, type and seven ofType: depth 10 exactly.
     query = introspect_type(of_type_chain(7))
     data = assert_answered((await post(gateway.client, query))[0])
@@ -193,8 +200,8 @@ AT_DEPTH_FRAGMENTS = (
 
 @pytest.mark.parametrize("query", [DEEP_FIELDS, DEEP_FRAGMENTS], ids=["fields", "fragments"])
 async def test_nesting_beyond_the_configured_depth_is_refused(
-    small_limits, make_owner, monkeypatch, query
-):
+    small_limits: Gateway, make_owner: MakeOwner, monkeypatch: pytest.MonkeyPatch, query: str
+) -> None:
     owner = await make_owner(["pending"])
     calls = watch(monkeypatch, small_limits.services)
     body, elapsed = await post(small_limits.client, query, owner.headers)
@@ -206,7 +213,9 @@ async def test_nesting_beyond_the_configured_depth_is_refused(
 @pytest.mark.parametrize(
     "query", [AT_DEPTH_FIELDS, AT_DEPTH_FRAGMENTS], ids=["fields", "fragments"]
 )
-async def test_nesting_at_the_configured_depth_is_answered(small_limits, make_owner, query):
+async def test_nesting_at_the_configured_depth_is_answered(
+    small_limits: Gateway, make_owner: MakeOwner, query: str
+) -> None:
     owner = await make_owner(["pending"])
     body, _ = await post(small_limits.client, query, owner.headers)
     (edge,) = assert_answered(body)["emailDomains"]["edges"]
@@ -221,7 +230,9 @@ def aliased(count: int) -> str:
     return f"query Aliased($id: UUID!) {{ {fields} }}"
 
 
-async def test_sixteen_aliases_are_refused(gateway, make_owner, monkeypatch):
+async def test_sixteen_aliases_are_refused(
+    gateway: Gateway, make_owner: MakeOwner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     owner = await make_owner(["pending"])
     calls = watch(monkeypatch, gateway.services)
     body, elapsed = await post(
@@ -233,8 +244,8 @@ async def test_sixteen_aliases_are_refused(gateway, make_owner, monkeypatch):
 
 
 async def test_alias_flood_and_aliases_hidden_in_fragments_are_refused(
-    gateway, make_owner, monkeypatch
-):
+    gateway: Gateway, make_owner: MakeOwner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     owner = await make_owner(["pending"])
     calls = watch(monkeypatch, gateway.services)
     flood = "{ " + " ".join(f"a{i}: __typename" for i in range(600)) + " }"
@@ -254,7 +265,9 @@ async def test_alias_flood_and_aliases_hidden_in_fragments_are_refused(
     assert calls == []
 
 
-async def test_fifteen_aliases_are_answered(gateway, make_owner, monkeypatch):
+async def test_fifteen_aliases_are_answered(
+    gateway: Gateway, make_owner: MakeOwner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     owner = await make_owner(["pending"])
     calls = watch(monkeypatch, gateway.services)
     domain_id = str(owner.domains[0].id)
@@ -270,8 +283,8 @@ TOKEN_LIMIT = r"more than 2000 tokens"
 
 
 async def test_thousands_of_duplicated_fields_are_cut_by_the_token_limit(
-    gateway, make_owner, monkeypatch
-):
+    gateway: Gateway, make_owner: MakeOwner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     owner = await make_owner(["pending"])
     calls = watch(monkeypatch, gateway.services)
     query = "query One($id: UUID!) { emailDomain(id: $id) { " + "id " * 20_000 + "} }"
@@ -295,7 +308,9 @@ def token_budget_document(total: int) -> str:
     return query
 
 
-async def test_a_document_of_exactly_the_token_limit_is_answered(gateway, make_owner):
+async def test_a_document_of_exactly_the_token_limit_is_answered(
+    gateway: Gateway, make_owner: MakeOwner
+) -> None:
     owner = await make_owner(["pending"])
     domain_id = str(owner.domains[0].id)
     body, elapsed = await post(
@@ -310,8 +325,8 @@ async def test_a_document_of_exactly_the_token_limit_is_answered(gateway, make_o
 
 
 async def test_repeated_fields_under_the_token_limit_are_answered_or_name_their_limit(
-    gateway, make_owner
-):
+    gateway: Gateway, make_owner: MakeOwner
+) -> None:
     """1,990 tokens of one repeated field: under every configured limit, cheap to answer."""
     owner = await make_owner(["pending"])
     query = "query One($id: UUID!) { emailDomain(id: $id) { " + "id " * 1978 + "} }"
@@ -335,8 +350,8 @@ async def test_repeated_fields_under_the_token_limit_are_answered_or_name_their_
     ids=["stacked", "spread"],
 )
 async def test_directive_floods_are_cut_by_the_token_limit(
-    gateway, make_owner, monkeypatch, selection
-):
+    gateway: Gateway, make_owner: MakeOwner, monkeypatch: pytest.MonkeyPatch, selection: str
+) -> None:
     owner = await make_owner(["pending"])
     calls = watch(monkeypatch, gateway.services)
     query = f"query One($id: UUID!) {{ emailDomain(id: $id) {{ {selection} }} }}"
@@ -349,8 +364,8 @@ async def test_directive_floods_are_cut_by_the_token_limit(
 
 
 async def test_repeated_directive_under_the_token_limit_is_refused_with_bounded_errors(
-    gateway, make_owner, monkeypatch
-):
+    gateway: Gateway, make_owner: MakeOwner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     owner = await make_owner(["pending"])
     calls = watch(monkeypatch, gateway.services)
     query = (
@@ -366,7 +381,9 @@ async def test_repeated_directive_under_the_token_limit_is_refused_with_bounded_
     assert calls == []
 
 
-async def test_one_directive_per_field_under_the_token_limit_is_answered(gateway, make_owner):
+async def test_one_directive_per_field_under_the_token_limit_is_answered(
+    gateway: Gateway, make_owner: MakeOwner
+) -> None:
     owner = await make_owner(["pending"])
     selection = "id @include(if: true) status @skip(if: true) " * 120
     query = f"query One($id: UUID!) {{ emailDomain(id: $id) {{ {selection} }} }}"
@@ -384,7 +401,9 @@ HUGE = "a" * 1_000_000
 HUGE_REFUSALS = {"GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT"}
 
 
-async def _assert_huge_after_refused(client: httpx.AsyncClient, payload: dict[str, Any], owner):
+async def _assert_huge_after_refused(
+    client: httpx.AsyncClient, payload: dict[str, Any], owner: Owner
+) -> None:
     started = time.perf_counter()
     response = await client.post("/graphql", json=payload, headers=owner.headers)
     elapsed = time.perf_counter() - started
@@ -402,7 +421,9 @@ async def _assert_huge_after_refused(client: httpx.AsyncClient, payload: dict[st
     assert re.search(r"`after`|(?i:limit|too (long|large))", error["message"]), error
 
 
-async def test_a_one_megabyte_string_literal_is_refused_clearly(gateway, make_owner, monkeypatch):
+async def test_a_one_megabyte_string_literal_is_refused_clearly(
+    gateway: Gateway, make_owner: MakeOwner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     owner = await make_owner(["pending"])
     calls = watch(monkeypatch, gateway.services)
     query = '{ emailDomains(after: "' + HUGE + '") { totalCount } }'
@@ -411,7 +432,9 @@ async def test_a_one_megabyte_string_literal_is_refused_clearly(gateway, make_ow
     assert "domains.count" not in calls
 
 
-async def test_a_one_megabyte_string_variable_is_refused_clearly(gateway, make_owner, monkeypatch):
+async def test_a_one_megabyte_string_variable_is_refused_clearly(
+    gateway: Gateway, make_owner: MakeOwner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     owner = await make_owner(["pending"])
     calls = watch(monkeypatch, gateway.services)
     payload = {
@@ -422,7 +445,7 @@ async def test_a_one_megabyte_string_variable_is_refused_clearly(gateway, make_o
     assert "db.list_page" not in calls
 
 
-async def test_a_real_cursor_is_answered(gateway, make_owner):
+async def test_a_real_cursor_is_answered(gateway: Gateway, make_owner: MakeOwner) -> None:
     owner = await make_owner(["pending", "failed"])
     query = (
         "query List($after: String) { emailDomains(first: 1, after: $after) {"
@@ -449,7 +472,13 @@ CYCLE_50 = " ".join(f"fragment C{i} on Domain {{ id ...C{(i + 1) % 50} }}" for i
     ],
     ids=["self", "mutual", "ring-of-50"],
 )
-async def test_circular_fragments_are_refused(gateway, make_owner, monkeypatch, fragments, name):
+async def test_circular_fragments_are_refused(
+    gateway: Gateway,
+    make_owner: MakeOwner,
+    monkeypatch: pytest.MonkeyPatch,
+    fragments: str,
+    name: str,
+) -> None:
     owner = await make_owner(["pending"])
     calls = watch(monkeypatch, gateway.services)
     query = f"query One($id: UUID!) {{ emailDomain(id: $id) {{ ...{name} }} }} {fragments}"
@@ -461,7 +490,9 @@ async def test_circular_fragments_are_refused(gateway, make_owner, monkeypatch, 
     assert calls == []
 
 
-async def test_shared_fragments_without_a_cycle_are_answered(gateway, make_owner):
+async def test_shared_fragments_without_a_cycle_are_answered(
+    gateway: Gateway, make_owner: MakeOwner
+) -> None:
     owner = await make_owner(["pending"])
     query = (
         "query One($id: UUID!) { emailDomain(id: $id) { ...A ...B } }"
@@ -493,7 +524,9 @@ FRAGMENT_BOMB = (
 
 
 @pytest.mark.parametrize("query", [SCHEMA_BOMB, FRAGMENT_BOMB], ids=["inline", "fragments"])
-async def test_introspection_bombs_are_refused(gateway, monkeypatch, query):
+async def test_introspection_bombs_are_refused(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch, query: str
+) -> None:
     calls = watch(monkeypatch, gateway.services)
     body, elapsed = await post(gateway.client, query)
     assert_refused(body, "GRAPHQL_VALIDATION_FAILED", r"(?i)introspection depth|depth\D*\d+")
@@ -501,7 +534,7 @@ async def test_introspection_bombs_are_refused(gateway, monkeypatch, query):
     assert calls == []
 
 
-async def test_introspection_with_two_levels_of_fields_is_answered(gateway):
+async def test_introspection_with_two_levels_of_fields_is_answered(gateway: Gateway) -> None:
     query = "{ __schema { types { name fields { name type { name fields { name } } } } } }"
     body, elapsed = await post(gateway.client, query)
     types = {t["name"]: t for t in assert_answered(body)["__schema"]["types"]}
@@ -514,7 +547,9 @@ async def test_introspection_with_two_levels_of_fields_is_answered(gateway):
 NODE_LIMIT = r"the limit is 200\b"
 
 
-async def test_a_page_size_bomb_is_refused(small_limits, make_owner, monkeypatch):
+async def test_a_page_size_bomb_is_refused(
+    small_limits: Gateway, make_owner: MakeOwner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     owner = await make_owner(["pending"])
     calls = watch(monkeypatch, small_limits.services)
     query = (
@@ -528,8 +563,8 @@ async def test_a_page_size_bomb_is_refused(small_limits, make_owner, monkeypatch
 
 
 async def test_pages_are_counted_at_their_size_up_to_the_node_limit(
-    small_limits, make_owner, monkeypatch
-):
+    small_limits: Gateway, make_owner: MakeOwner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     owner = await make_owner(["pending", "failed"])
     calls = watch(monkeypatch, small_limits.services)
     # 2 + 99 x 2 = 200 exactly: answered.
@@ -552,8 +587,8 @@ async def test_pages_are_counted_at_their_size_up_to_the_node_limit(
 
 
 async def test_a_page_size_from_a_variable_is_counted_at_the_maximum(
-    small_limits, make_owner, monkeypatch
-):
+    small_limits: Gateway, make_owner: MakeOwner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     owner = await make_owner(["pending"])
     calls = watch(monkeypatch, small_limits.services)
     query = "query List($n: Int) { __typename emailDomains(first: $n) { edges { cursor } } }"
@@ -566,7 +601,9 @@ async def test_a_page_size_from_a_variable_is_counted_at_the_maximum(
     assert assert_answered(body) == {"emailDomains": {"totalCount": 1}}
 
 
-async def test_an_absent_page_size_is_counted_at_its_default(small_limits, make_owner):
+async def test_an_absent_page_size_is_counted_at_its_default(
+    small_limits: Gateway, make_owner: MakeOwner
+) -> None:
     owner = await make_owner(["pending"])
     # 1 + 50 x 3 = 151 fits; 1 + 50 x 5 = 251 does not.
     body, _ = await post(
@@ -593,8 +630,14 @@ async def test_an_absent_page_size_is_counted_at_its_default(small_limits, make_
     ids=["101", "negative", "variable-101", "beyond-int", "variable-beyond-int"],
 )
 async def test_a_page_size_over_100_is_refused(
-    gateway, make_owner, monkeypatch, argument, variables, code, message
-):
+    gateway: Gateway,
+    make_owner: MakeOwner,
+    monkeypatch: pytest.MonkeyPatch,
+    argument: str,
+    variables: dict[str, int],
+    code: str,
+    message: str,
+) -> None:
     owner = await make_owner(["pending"])
     calls = watch(monkeypatch, gateway.services)
     query = f"query List($n: Int) {{ emailDomains(first: {argument}) {{ edges {{ cursor }} }} }}"
@@ -606,7 +649,7 @@ async def test_a_page_size_over_100_is_refused(
     assert "db.list_page" not in calls
 
 
-async def test_a_page_of_100_is_answered(gateway, make_owner):
+async def test_a_page_of_100_is_answered(gateway: Gateway, make_owner: MakeOwner) -> None:
     owner = await make_owner(["pending", "failed", "verifying"])
     body, _ = await post(
         gateway.client, "{ emailDomains(first: 100) { edges { node { id } } } }", owner.headers
@@ -618,13 +661,15 @@ async def test_a_page_of_100_is_answered(gateway, make_owner):
 # --- transport: batching, GET, introspection and GraphiQL switches ----------------------------
 
 
-async def _status(gateway: Gateway, owner) -> str:
+async def _status(gateway: Gateway, owner: Owner) -> str:
     body, _ = await post(gateway.client, ONE, owner.headers, {"id": str(owner.domains[0].id)})
     status: str = assert_answered(body)["emailDomain"]["status"]
     return status
 
 
-async def test_batched_operations_are_refused(gateway, make_owner, monkeypatch):
+async def test_batched_operations_are_refused(
+    gateway: Gateway, make_owner: MakeOwner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     owner = await make_owner(["pending"])
     calls = watch(monkeypatch, gateway.services)
     operation = {"query": UPDATE, "variables": {"id": str(owner.domains[0].id), "status": "FAILED"}}
@@ -640,7 +685,9 @@ async def test_batched_operations_are_refused(gateway, make_owner, monkeypatch):
     assert response.json()["data"]["updateEmailDomainStatus"]["status"] == "FAILED"
 
 
-async def test_mutations_over_get_are_refused(gateway, make_owner, monkeypatch):
+async def test_mutations_over_get_are_refused(
+    gateway: Gateway, make_owner: MakeOwner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     owner = await make_owner(["pending"])
     calls = watch(monkeypatch, gateway.services)
     variables = f'{{"id": "{owner.domains[0].id}", "status": "FAILED"}}'
@@ -667,13 +714,17 @@ async def test_mutations_over_get_are_refused(gateway, make_owner, monkeypatch):
     ["{ __schema { queryType { name } } }", '{ __type(name: "Domain") { name } }'],
     ids=["__schema", "__type"],
 )
-async def test_introspection_can_be_switched_off(locked_down, gateway, query):
+async def test_introspection_can_be_switched_off(
+    locked_down: Gateway, gateway: Gateway, query: str
+) -> None:
     body, _ = await post(locked_down.client, query)
     assert_refused(body, "GRAPHQL_VALIDATION_FAILED", r"(?i)introspection has been disabled")
     assert assert_answered((await post(gateway.client, query))[0])  # on by default
 
 
-async def test_with_introspection_off_ordinary_operations_still_work(locked_down, make_owner):
+async def test_with_introspection_off_ordinary_operations_still_work(
+    locked_down: Gateway, make_owner: MakeOwner
+) -> None:
     owner = await make_owner(["failed"])
     assert assert_answered((await post(locked_down.client, "{ __typename }"))[0]) == {
         "__typename": "Query"
@@ -682,7 +733,7 @@ async def test_with_introspection_off_ordinary_operations_still_work(locked_down
     assert assert_answered(body)["emailDomain"]["status"] == "FAILED"
 
 
-async def test_graphiql_can_be_switched_off(locked_down, gateway):
+async def test_graphiql_can_be_switched_off(locked_down: Gateway, gateway: Gateway) -> None:
     page = await locked_down.client.get("/graphql", headers={"Accept": "text/html"})
     assert 400 <= page.status_code < 500
     assert "graphiql" not in page.text.lower()
@@ -696,7 +747,7 @@ async def test_graphiql_can_be_switched_off(locked_down, gateway):
     assert answer.json() == {"data": {"__typename": "Query"}}
 
 
-def test_the_token_helper_counts_like_the_parser():
+def test_the_token_helper_counts_like_the_parser() -> None:
     parse(token_budget_document(MAX_TOKENS), max_tokens=MAX_TOKENS)
     with pytest.raises(GraphQLSyntaxError, match="more than 2000 tokens"):
         parse(token_budget_document(MAX_TOKENS + 1), max_tokens=MAX_TOKENS)

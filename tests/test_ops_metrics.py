@@ -13,7 +13,9 @@ from gql.observability import graphql as graphql_metrics
 from gql.observability.metrics import subscription_open
 from gql.providers.retry import RetryableStatus, with_retries
 from gql.providers.verification import ProviderUnavailable
+from gql.settings import Settings
 from tests.conftest import make_settings, running
+from tests.helpers import MakeOwner
 from tests.ops.processes import fresh_database
 
 LIST = "query ListMine { emailDomains { totalCount } }"
@@ -35,7 +37,9 @@ async def scrape(client: httpx.AsyncClient, **headers: str) -> str:
     return response.text
 
 
-async def test_http_requests_by_route_template_and_status(client, make_owner):
+async def test_http_requests_by_route_template_and_status(
+    client: httpx.AsyncClient, make_owner: MakeOwner
+) -> None:
     owner = await make_owner(["pending"])
     labels = {
         "http_request_method": "PATCH",
@@ -62,7 +66,9 @@ async def test_http_requests_by_route_template_and_status(client, make_owner):
     assert invented not in text, "methods a client invents never become labels"
 
 
-async def test_graphql_operations_phases_and_errors(client, make_owner):
+async def test_graphql_operations_phases_and_errors(
+    client: httpx.AsyncClient, make_owner: MakeOwner
+) -> None:
     owner = await make_owner()
     secret = f"literal-{uuid.uuid4().hex}"
     ok = {"operation_name": "ListMine", "operation_type": "query"}
@@ -99,7 +105,9 @@ async def test_graphql_operations_phases_and_errors(client, make_owner):
     assert secret not in after, "no query text reaches the metrics"
 
 
-async def test_operation_names_past_the_bound_are_counted_as_other(client, monkeypatch):
+async def test_operation_names_past_the_bound_are_counted_as_other(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(graphql_metrics, "MAX_OPERATION_NAMES", len(graphql_metrics._names))
     name = f"Unseen{uuid.uuid4().hex}"
     await client.post("/graphql", json={"query": f"query {name} {{ __typename }}"})
@@ -108,7 +116,9 @@ async def test_operation_names_past_the_bound_are_counted_as_other(client, monke
     assert sample(text, "graphql_operations_total", operation_name="(other)") >= 1
 
 
-async def test_database_statements_and_pool(client, make_owner):
+async def test_database_statements_and_pool(
+    client: httpx.AsyncClient, make_owner: MakeOwner
+) -> None:
     owner = await make_owner(["pending"])
     labels = {"db_operation_name": "UPDATE", "db_collection_name": "email_domains"}
     name = "db_client_operation_duration_seconds_count"
@@ -125,7 +135,7 @@ async def test_database_statements_and_pool(client, make_owner):
     assert "db_client_connection_pending_requests" in text
 
 
-async def test_rate_limit_refusals(database_url, make_owner):
+async def test_rate_limit_refusals(database_url: str, make_owner: MakeOwner) -> None:
     app = create_app(make_settings(database_url, rate_limit="1/minute"))
     async with running(app) as client:
         owner = await make_owner()
@@ -136,7 +146,9 @@ async def test_rate_limit_refusals(database_url, make_owner):
         assert after == before + 1
 
 
-async def test_provider_calls_retries_and_outcomes(client, settings):
+async def test_provider_calls_retries_and_outcomes(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
     quick = settings.model_copy(
         update={"provider_backoff_seconds": 0, "provider_max_backoff_seconds": 0}
     )
@@ -168,7 +180,7 @@ async def test_provider_calls_retries_and_outcomes(client, settings):
     assert grew("gateway_provider_request_duration_seconds_count") == 2
 
 
-async def test_queue_depth_and_poller_lag_come_from_the_database(database_url):
+async def test_queue_depth_and_poller_lag_come_from_the_database(database_url: str) -> None:
     async with fresh_database(database_url) as url:
         app = create_app(make_settings(url))
         async with running(app) as client:
@@ -186,7 +198,7 @@ async def test_queue_depth_and_poller_lag_come_from_the_database(database_url):
             assert sample(text, "gateway_poller_lag_seconds", task="check_domain") >= 90
 
 
-async def test_a_metrics_token_protects_the_endpoint(database_url):
+async def test_a_metrics_token_protects_the_endpoint(database_url: str) -> None:
     app = create_app(make_settings(database_url, metrics_token="scrape-secret"))
     async with running(app) as client:
         refused = await client.get("/metrics")
@@ -198,13 +210,15 @@ async def test_a_metrics_token_protects_the_endpoint(database_url):
         await scrape(client, Authorization="Bearer scrape-secret")
 
 
-async def test_metrics_can_be_turned_off_or_moved_off_the_gateway_port(database_url):
+async def test_metrics_can_be_turned_off_or_moved_off_the_gateway_port(database_url: str) -> None:
     for overrides in ({"metrics": False}, {"metrics_port": 9}):
         async with running(create_app(make_settings(database_url, **overrides))) as client:
             assert (await client.get("/metrics")).status_code == 404
 
 
-async def test_active_subscriptions_is_a_gauge_other_code_holds_open(client):
+async def test_active_subscriptions_is_a_gauge_other_code_holds_open(
+    client: httpx.AsyncClient,
+) -> None:
     before = sample(await scrape(client), "graphql_active_subscriptions")
     async with subscription_open(), subscription_open():
         assert sample(await scrape(client), "graphql_active_subscriptions") == before + 2

@@ -27,10 +27,11 @@ async def graphql(base: str, key: str, query: str, **variables: Any) -> dict[str
         )
     body: dict[str, Any] = response.json()
     assert "errors" not in body, body
-    return body["data"]
+    data: dict[str, Any] = body["data"]
+    return data
 
 
-async def test_two_gateways_and_a_worker_verify_a_sandbox_domain(database_url):
+async def test_two_gateways_and_a_worker_verify_a_sandbox_domain(database_url: str) -> None:
     async with fresh_database(database_url) as url:
         # The gateways run no poller: only the separate worker can settle the domain.
         env = base_env(url, WORKER="false", SANDBOX_VERIFY_SECONDS="2", POLL_WINDOW_MINUTES="5")
@@ -89,7 +90,7 @@ async def test_two_gateways_and_a_worker_verify_a_sandbox_domain(database_url):
             assert mutations == 1
 
 
-async def test_serve_with_two_workers_answers_from_both_and_sums_metrics(database_url):
+async def test_serve_with_two_workers_answers_from_both_and_sums_metrics(database_url: str) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = base_env(database_url, WORKER="false")
@@ -130,7 +131,7 @@ async def test_serve_with_two_workers_answers_from_both_and_sums_metrics(databas
             )
 
 
-async def test_serve_with_workers_reports_their_sum_on_its_metrics_port(database_url):
+async def test_serve_with_workers_reports_their_sum_on_its_metrics_port(database_url: str) -> None:
     port, metrics_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     listener = f"http://127.0.0.1:{metrics_port}/metrics"
