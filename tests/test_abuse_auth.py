@@ -16,6 +16,8 @@ from gql.services.container import Services
 from tests.conftest import JWT_SECRET, make_settings, running, session_token
 from tests.helpers import Served, serve
 
+Lookups = tuple[httpx.AsyncClient, list[str]]
+
 TOTAL = "{ emailDomains { totalCount } }"
 ANONYMOUS_WORK = {
     "typename": "{ __typename }",
@@ -55,7 +57,7 @@ async def test_random_api_keys_are_refused_by_address(database_url: str) -> None
 
 
 @pytest.fixture
-async def lookups(database_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
+async def lookups(database_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Lookups]:
     """An in-process gateway that counts the key lookups reaching the database."""
     settings = make_settings(
         database_url, rate_limit_anonymous="5/minute", api_key_cache_seconds=10
@@ -74,7 +76,7 @@ async def lookups(database_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
         yield client, calls
 
 
-async def test_a_flood_of_random_keys_stops_reaching_the_database(lookups: Any) -> None:
+async def test_a_flood_of_random_keys_stops_reaching_the_database(lookups: Lookups) -> None:
     client, calls = lookups
     for _ in range(50):
         key = "pk_live_" + uuid.uuid4().hex + uuid.uuid4().hex[:11]
@@ -84,7 +86,7 @@ async def test_a_flood_of_random_keys_stops_reaching_the_database(lookups: Any) 
     assert len(calls) == 5
 
 
-async def test_an_unknown_key_is_looked_up_once(lookups: Any) -> None:
+async def test_an_unknown_key_is_looked_up_once(lookups: Lookups) -> None:
     client, calls = lookups
     key = "pk_live_" + "u" * 43
     for _ in range(4):
@@ -94,7 +96,7 @@ async def test_an_unknown_key_is_looked_up_once(lookups: Any) -> None:
     assert calls == [key]
 
 
-async def test_malformed_keys_never_reach_the_database(lookups: Any) -> None:
+async def test_malformed_keys_never_reach_the_database(lookups: Lookups) -> None:
     client, calls = lookups
     for key in ("pk_live_short", "pk_live_" + "x" * 44, "pk_live_" + "!" * 43):
         await client.post(

@@ -27,6 +27,7 @@ from gql.app import create_app
 from gql.db.embedded import start_embedded
 from gql.db.engine import driver_dsn
 from gql.db.migrate import upgrade
+from gql.models import DomainRecord
 from gql.services.container import Services
 from tests.conftest import create_domains, make_settings, running, session_token
 
@@ -175,7 +176,9 @@ async def app_on(url: str, **overrides: Any) -> AsyncIterator[tuple[httpx.AsyncC
         yield client, app.state.services
 
 
-async def new_owner(services: Services, statuses: list[str], **kwargs: Any) -> Any:
+async def new_owner(
+    services: Services, statuses: list[str], **kwargs: Any
+) -> tuple[uuid.UUID, dict[str, str], list[DomainRecord]]:
     user_id = uuid.uuid4()
     key, _ = await services.api_keys.create(user_id)
     domains = await create_domains(services.db, user_id, statuses, **kwargs)

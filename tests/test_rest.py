@@ -13,6 +13,7 @@ import pytest
 
 from gql.app import create_app
 from gql.db.engine import Database
+from gql.models import DomainRecord
 from gql.services.container import Services
 from tests.conftest import Owner, create_domains, make_settings, running, session_token
 
@@ -110,7 +111,7 @@ def parse_timestamp(value: object) -> datetime:
     return parsed
 
 
-async def one_domain(db: Database, owner: Owner, status: str, **kwargs: Any) -> Any:
+async def one_domain(db: Database, owner: Owner, status: str, **kwargs: Any) -> DomainRecord:
     (record,) = await create_domains(db, owner.user_id, [status], **kwargs)
     return record
 

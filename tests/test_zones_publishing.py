@@ -14,6 +14,7 @@ from cryptography.fernet import Fernet
 from gql.app import create_app
 from gql.db.engine import Database
 from gql.services.container import Services
+from gql.settings import Settings
 from tests.conftest import make_settings, running
 from tests.fakes import FakeAgentMail, FakeCloudflare
 from tests.helpers import MakeOwner
@@ -46,7 +47,7 @@ def fakes() -> Iterator[Fakes]:
 
 def zone_settings(
     database_url: str, agentmail: FakeAgentMail, cloudflare: FakeCloudflare, **overrides: Any
-) -> Any:
+) -> Settings:
     values: dict[str, Any] = {
         "agentmail_api_key": "test",
         "agentmail_base_url": agentmail.url,

@@ -10,10 +10,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
@@ -21,6 +21,8 @@ from sqlalchemy.engine import make_url
 
 from gql.db.engine import driver_dsn
 from gql.db.migrate import upgrade
+
+T = TypeVar("T")
 
 GATEWAY = str(Path(sys.executable).with_name("gql-gateway"))
 
@@ -142,7 +144,9 @@ async def wait_until_ready(url: str, process: Process, *, seconds: float = 60) -
     raise AssertionError(f"{url} did not answer:\n{process.output()}")
 
 
-async def eventually(probe: Any, *, seconds: float = 30, interval: float = 0.2) -> Any:
+async def eventually(
+    probe: Callable[[], Awaitable[T]], *, seconds: float = 30, interval: float = 0.2
+) -> T:
     """Poll `probe()` (async) until it returns something truthy."""
     deadline = time.monotonic() + seconds
     while True:
