@@ -16,7 +16,9 @@ from gql.services.api_keys import ApiKeyService
 from gql.services.dns import DnsService
 from gql.services.domains import DomainService
 from gql.services.lifecycle import LifecycleService
+from gql.services.poller import Poller
 from gql.services.seed import SeedService
+from gql.services.state_writer import StateWriter
 from gql.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ class Services:
     dns: DnsService
     domains: DomainService
     lifecycle: LifecycleService
+    poller: Poller
     api_keys: ApiKeyService
     access: AccessService
     seed: SeedService
@@ -77,13 +80,25 @@ async def open_services(url: str, settings: Settings) -> AsyncIterator[Services]
     services: Services | None = None
     try:
         api_keys = ApiKeyService(db)
+        lifecycle_settings = _lifecycle_settings(settings)
+        writer = StateWriter(db, lifecycle_settings)
+        lifecycle = LifecycleService(db, provider, dns, writer, lifecycle_settings)
+        poller = Poller(db, provider, writer)
+        jobs.handle_with(
+            check=lambda domain_id, attempt, job_id: poller.check(
+                domain_id, attempt, job_id=job_id
+            ),
+            cleanup=lifecycle.cleanup_provider,
+            sweep=poller.sweep,
+        )
         services = Services(
             db=db,
             jobs=jobs,
             provider=provider,
             dns=dns,
-            domains=DomainService(db),
-            lifecycle=LifecycleService(db, provider, dns, jobs, _lifecycle_settings(settings)),
+            domains=DomainService(db, writer),
+            lifecycle=lifecycle,
+            poller=poller,
             api_keys=api_keys,
             access=AccessService(settings, api_keys, RateLimiter(settings)),
             seed=SeedService(db),
