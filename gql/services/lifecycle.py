@@ -145,7 +145,7 @@ class LifecycleService:
                     # is finished, only its verification did not start.
                     return refused
                 raise
-            raise ProviderUnavailable(
+            raise type(error)(
                 f"{error.message} The domain stays verifying: it is checked again in the "
                 "background, or trigger the verification again later."
             ) from error
