@@ -92,7 +92,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         graphql_ide="graphiql" if settings.graphiql else None,
         allowed_origins=settings.cors_origins,
     )
-    middleware = [Middleware(RequestTimeLimit, seconds=settings.request_timeout_seconds)]
+    middleware = [
+        Middleware(
+            RequestTimeLimit,
+            seconds=settings.request_timeout_seconds,
+            provider_calls=settings.provider_calls_per_request,
+            provider_concurrency=settings.provider_concurrency,
+        )
+    ]
     if settings.cors_origins:
         middleware.append(
             Middleware(

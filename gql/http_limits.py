@@ -4,19 +4,26 @@ import asyncio
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gql.providers.budget import request_budget
 from gql.rest.responses import error_response, json_response
 
 
 class RequestTimeLimit:
     """Answers 503 `unavailable` (with Retry-After) when a request runs past `seconds`.
 
-    The work in flight is cancelled; a single-statement write either committed or did not, so
-    nothing is left half-written. WebSockets are not limited.
+    The work in flight is cancelled; every write commits with the jobs it implies or not at
+    all, so nothing is left half-written. Provider calls inside the request spend its budget
+    (time left, `provider_calls` calls, `provider_concurrency` at a time), so they give up
+    before the limit and the request can answer. WebSockets are not limited.
     """
 
-    def __init__(self, app: ASGIApp, seconds: float) -> None:
+    def __init__(
+        self, app: ASGIApp, seconds: float, provider_calls: int, provider_concurrency: int
+    ) -> None:
         self.app = app
         self.seconds = seconds
+        self.provider_calls = provider_calls
+        self.provider_concurrency = provider_concurrency
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -30,9 +37,13 @@ class RequestTimeLimit:
             await send(message)
 
         limit = asyncio.timeout(self.seconds)
+        budget = request_budget(
+            self.seconds, calls=self.provider_calls, concurrency=self.provider_concurrency
+        )
         try:
-            async with limit:
-                await self.app(scope, receive, send_tracking)
+            with budget:
+                async with limit:
+                    await self.app(scope, receive, send_tracking)
         except TimeoutError:
             if not limit.expired() or started:
                 raise

@@ -1,13 +1,15 @@
 """Validation rules that refuse expensive documents before anything executes.
 
 Depth and aliases use Strawberry's rules; the token limit is a parser option; the node estimate
-is ours: every field counts 1, multiplied by the page sizes of the lists around it (`first`,
-its default when absent, or the maximum when it comes from a variable).
+is ours: every field counts 1 (a field that calls a provider counts its cost, `FIELD_COST` and
+`SYNC_COST_PER_DOMAIN`), multiplied by the page sizes of the lists around it (`first`, its
+default when absent, or the maximum when it comes from a variable).
 """
 
 from collections.abc import Mapping
 
 from graphql import (
+    BooleanValueNode,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -31,6 +33,11 @@ from gql.settings import Settings
 
 __all__ = ["validation_rules"]
 
+# Fields that call a provider count by what they cost: `publishedRecords` looks up the zone and
+# lists its records at Cloudflare; `emailDomains(sync: true)` asks AgentMail once per domain.
+FIELD_COST = {("Domain", "publishedRecords"): 25}
+SYNC_COST_PER_DOMAIN = 10
+
 
 def _fragments(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
     return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
@@ -49,6 +56,14 @@ def _follow(
     if fragment is None or name in visiting:
         return None
     return fragment, visiting | {name}
+
+
+def _syncs(field: FieldNode) -> bool:
+    """`sync: true`, or a variable that may be true."""
+    for argument in field.arguments or ():
+        if argument.name.value == "sync":
+            return not (isinstance(argument.value, BooleanValueNode) and not argument.value.value)
+    return False
 
 
 def _page_size(field: FieldNode, default: object) -> int:
@@ -78,13 +93,18 @@ def _estimate(
                 else None
             )
             multiplier = 1
+            own = 1
             child_type: GraphQLNamedType | None = None
             if field_def is not None:
                 first = field_def.args.get("first")
                 if first is not None:
                     multiplier = _page_size(selection, first.default_value)
                 child_type = get_named_type(field_def.type)
-            total += 1 + multiplier * _estimate(
+                assert parent is not None
+                own = FIELD_COST.get((parent.name, selection.name.value), 1)
+                if "sync" in field_def.args and _syncs(selection):
+                    own += multiplier * SYNC_COST_PER_DOMAIN
+            total += own + multiplier * _estimate(
                 context, child_type, selection.selection_set, fragments, visiting
             )
         elif isinstance(selection, InlineFragmentNode):

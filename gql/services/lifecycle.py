@@ -76,7 +76,6 @@ class LifecycleService:
         self._dns = dns
         self._writer = writer
         self._max_domains = settings.max_domains_per_account
-        self._concurrency = settings.provider_concurrency
 
     async def create(self, principal: Principal, raw_name: str) -> DomainRecord:
         """Add a sending domain: at the provider, stored with its records, then verified.
@@ -191,29 +190,28 @@ class LifecycleService:
         return await self._store(Cause.POLL, record, live)
 
     async def sync(self, principal: Principal, records: tuple[DomainRecord, ...]) -> SyncResult:
-        """Refresh listed domains from the provider, a few at a time.
+        """Refresh listed domains from the provider (a few at a time: the request's budget
+        bounds its provider calls).
 
-        Any failure for one domain (the provider, the database) keeps that row as it was and
-        lists its id as failed; the others are refreshed.
+        Any failure for one domain (the provider, the database, the budget) keeps that row as
+        it was and lists its id as failed; the others are refreshed.
         """
-        bound = asyncio.Semaphore(self._concurrency)
 
         async def refresh(record: DomainRecord) -> DomainRecord | None:
-            async with bound:
-                try:
-                    live = await self._provider.get(record.agentmail_domain_id or record.domain)
-                    if live is None:
-                        return record
-                    applied = await self._writer.apply(
-                        Event(Cause.SYNC, answer=answer_of(live)),
-                        domain_id=record.id,
-                        owner_id=record.user_id,
-                        seen=record,
-                    )
-                except DomainError as error:
-                    logger.warning("sync of domain %s failed: %s", record.id, error.message)
-                    return None
-                return applied.record
+            try:
+                live = await self._provider.get(record.agentmail_domain_id or record.domain)
+                if live is None:
+                    return record
+                applied = await self._writer.apply(
+                    Event(Cause.SYNC, answer=answer_of(live)),
+                    domain_id=record.id,
+                    owner_id=record.user_id,
+                    seen=record,
+                )
+            except DomainError as error:
+                logger.warning("sync of domain %s failed: %s", record.id, error.message)
+                return None
+            return applied.record
 
         refreshed = await asyncio.gather(*(refresh(r) for r in records))
         pairs = list(zip(refreshed, records, strict=True))
