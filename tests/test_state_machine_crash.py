@@ -100,7 +100,11 @@ async def test_serve_killed_during_many_verify_triggers_leaves_no_domain_without
                     )
 
             triggers = [asyncio.create_task(trigger(d.id)) for d in domains]
-            await asyncio.sleep(0.35)
+            # Killed while triggers are inside the (slow) provider call, others arriving.
+            deadline = time.monotonic() + 20
+            while fake.calls("POST", "/v0/domains/*/verify") < 20:
+                assert time.monotonic() < deadline, "no trigger reached the provider"
+                await asyncio.sleep(0.02)
             process.send_signal(signal.SIGKILL)
             await asyncio.gather(*triggers)
     finally:

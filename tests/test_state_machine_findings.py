@@ -309,3 +309,26 @@ async def test_a_delete_whose_clean_up_cannot_be_queued_deletes_nothing(
     assert await queued(db, "check_domain", "domain_id", node["id"]) == 0
     assert await queued(db, "cleanup_domain", "provider_domain_id", name) == 1
     assert (await post(gateway.client, ONE, user, id=node["id"]))["data"]["emailDomain"] is None
+
+
+# -- a limit on the number of domains per account (issue 8) -----------------------------------
+
+
+async def test_an_account_cannot_add_more_domains_than_the_limit(
+    database_url: str, agentmail: FakeAgentMail, db: Database
+) -> None:
+    app = create_app(lifecycle_settings(database_url, agentmail.url, max_domains_per_account=2))
+    user, third = new_user(), new_name()
+    async with running(app) as client:
+        gw = Gateway(app, client, db)
+        first = await create(gw, user, new_name())
+        await create(gw, user, new_name())
+        body = await post(client, CREATE, user, domain=third)
+        assert codes(body) == ["CONFLICT"]
+        message = body["errors"][0]["message"]
+        assert "MAX_DOMAINS_PER_ACCOUNT = 2" in message
+        assert "Delete a domain" in message
+        assert agentmail.domain(third) is None  # refused before the provider is asked
+        assert (await create(gw, user, first["domain"]))["id"] == first["id"]  # same name: fine
+        await post(client, DELETE, user, id=first["id"])
+        assert (await create(gw, user, third))["domain"] == third
