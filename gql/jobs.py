@@ -126,15 +126,6 @@ class JobQueue:
             return False
         return True
 
-    async def cancel_checks(self, domain_id: uuid.UUID) -> None:
-        """Drop the domain's queued check, if any (a running one finds the row gone)."""
-        jobs = await self.app.job_manager.list_jobs_async(
-            queueing_lock=check_lock(domain_id), status="todo"
-        )
-        for job in jobs:
-            if job.id is not None:
-                await self.app.job_manager.cancel_job_by_id_async(job.id, delete_job=True)
-
     async def run_worker(self, *, wait: bool = True, handle_signals: bool = False) -> None:
         """Work the queue until cancelled (or, with `wait=False`, until nothing is due).
 
