@@ -157,6 +157,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Middleware(
             RequestTimeLimit,
             seconds=settings.request_timeout_seconds,
+            provider_calls=settings.provider_calls_per_request,
+            provider_concurrency=settings.provider_concurrency,
             graphql_paths=frozenset({"/graphql"}),
         ),
     ]

@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gql.errors import Unavailable
+from gql.providers.budget import request_budget
 from gql.rest.responses import error_response, json_response
 
 
@@ -18,15 +19,24 @@ class RequestTimeLimit:
     """Answers 503 (with Retry-After) when a request runs past `seconds`: `unavailable` in the
     REST shape, or SERVICE_UNAVAILABLE as a GraphQL error on `graphql_paths`.
 
-    The work in flight is cancelled; a single-statement write either committed or did not, so
-    nothing is left half-written. WebSockets are not limited.
+    The work in flight is cancelled; every write commits with the jobs it implies or not at
+    all, so nothing is left half-written. Provider calls inside the request spend its budget
+    (time left, `provider_calls` calls, `provider_concurrency` at a time), so they give up
+    before the limit and the request can answer. WebSockets are not limited.
     """
 
     def __init__(
-        self, app: ASGIApp, seconds: float, graphql_paths: frozenset[str] = frozenset()
+        self,
+        app: ASGIApp,
+        seconds: float,
+        provider_calls: int,
+        provider_concurrency: int,
+        graphql_paths: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.seconds = seconds
+        self.provider_calls = provider_calls
+        self.provider_concurrency = provider_concurrency
         # Answered with a GraphQL error (SERVICE_UNAVAILABLE) rather than the REST body.
         self.graphql_paths = graphql_paths
 
@@ -42,15 +52,20 @@ class RequestTimeLimit:
             await send(message)
 
         limit = asyncio.timeout(self.seconds)
+        budget = request_budget(
+            self.seconds, calls=self.provider_calls, concurrency=self.provider_concurrency
+        )
         try:
-            async with limit:
-                await self.app(scope, receive, send_tracking)
+            with budget:
+                async with limit:
+                    await self.app(scope, receive, send_tracking)
         except TimeoutError:
             if not limit.expired() or started:
                 raise
             message = (
-                f"The request took longer than {self.seconds:g} s and was stopped; nothing was "
-                "left half-done. Retry shortly."
+                f"The request took longer than {self.seconds:g} s and was stopped. Every change "
+                "is written whole or not at all, but one may have been written before the stop: "
+                "read the domain before you retry."
             )
             headers = {"Retry-After": str(Unavailable.retry_after)}
             response = (

@@ -40,6 +40,7 @@ class DomainRecord:
     last_checked_at: datetime | None = None
     # Set when another account claimed the name: the row stays, but no longer holds it.
     released_at: datetime | None = None
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)

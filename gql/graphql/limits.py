@@ -10,7 +10,8 @@ stops the validation there: the spec's rules are never run on a document over a 
 - depth: nesting of fields with sub-selections; introspection fields (`__schema`, `__type`) are
   not counted, they have their own limit (GraphiQL's standard introspection query is 13 deep);
 - aliases: aliased fields, counted once per spread of the fragment that holds them;
-- nodes: every field counts 1, multiplied by the page sizes of the lists around it (`first`, its
+- nodes: every field counts 1 (a field that calls a provider counts its cost, `FIELD_COST` and
+  `SYNC_COST_PER_DOMAIN`), multiplied by the page sizes of the lists around it (`first`, its
   default when absent, or the maximum page size when it comes from a variable or is larger);
 - fragment spreads: written in the document, whatever they expand to.
 """
@@ -19,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from graphql import (
+    BooleanValueNode,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -44,6 +46,10 @@ __all__ = ["validation_rules"]
 
 # Counts saturate here: past it the exact number says nothing a refusal needs.
 _CAP = 10**9
+# Fields that call a provider count by what they cost: `publishedRecords` looks up the zone and
+# lists its records at Cloudflare; `emailDomains(sync: true)` asks AgentMail once per domain.
+FIELD_COST = {("Domain", "publishedRecords"): 25}
+SYNC_COST_PER_DOMAIN = 10
 _INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
 
 
@@ -73,6 +79,14 @@ class _Refused(Exception):
         super().__init__(message)
         self.message = message
         self.node = node
+
+
+def _syncs(field: FieldNode) -> bool:
+    """`sync: true`, or a variable that may be true."""
+    for argument in field.arguments or ():
+        if argument.name.value == "sync":
+            return not (isinstance(argument.value, BooleanValueNode) and not argument.value.value)
+    return False
 
 
 def _page_size(field: FieldNode, default: object) -> int:
@@ -133,13 +147,17 @@ class _Measure:
     def _field(self, parent: GraphQLNamedType | None, field: FieldNode, level: int) -> _Cost:
         name = field.name.value
         definition = parent.fields.get(name) if isinstance(parent, GraphQLObjectType) else None
-        multiplier = 1
+        multiplier = own = 1
         child_type: GraphQLNamedType | None = None
         if definition is not None:
             first = definition.args.get("first")
             if first is not None:
                 multiplier = _page_size(field, first.default_value)
             child_type = get_named_type(definition.type)
+            assert parent is not None
+            own = FIELD_COST.get((parent.name, name), 1)
+            if "sync" in definition.args and _syncs(field):
+                own += multiplier * SYNC_COST_PER_DOMAIN
         inner = self.selection_set(child_type, field.selection_set, level + 1)
         plain = 1 + inner.plain_depth
         counted = field.selection_set is not None and not name.startswith("__")
@@ -150,7 +168,7 @@ class _Measure:
                 inner.introspection_depth, plain if name in _INTROSPECTION_ROOTS else 0
             ),
             aliases=min(_CAP, inner.aliases + (1 if field.alias else 0)),
-            nodes=min(_CAP, 1 + multiplier * inner.nodes),
+            nodes=min(_CAP, own + multiplier * inner.nodes),
         )
 
     def _fragment(self, name: str, level: int) -> _Cost:

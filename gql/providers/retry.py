@@ -4,6 +4,7 @@ Each call is measured (count by outcome, latency with retries and waits, retries
 as one client span.
 """
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from gql.observability.metrics import (
     PROVIDER_DURATION,
     PROVIDER_RETRIES,
 )
+from gql.providers.budget import current_budget
 from gql.providers.verification import ProviderUnavailable
 from gql.settings import Settings
 
@@ -76,12 +78,31 @@ async def with_retries(
     call: Callable[[], Awaitable[T]], *, provider: str, operation: str, settings: Settings
 ) -> T:
     """Run `call`, retrying transient failures as the PROVIDER_* settings say; give up with
-    `ProviderUnavailable`."""
+    `ProviderUnavailable`.
+
+    Inside a request the call also spends the request's budget: it waits for a slot of the
+    concurrency bound, counts against the calls allowed, and gives up before the request's
+    time limit, so the request can still answer.
+    """
+    budget = current_budget()
+    deadline = settings.provider_deadline_seconds
+    if budget is not None:
+        if budget.calls_left <= 0:
+            raise ProviderUnavailable(
+                f"This request already made the {settings.provider_calls_per_request} provider "
+                "calls one request may make (PROVIDER_CALLS_PER_REQUEST); ask for fewer domains "
+                "at once (a smaller `first`)."
+            )
+        budget.calls_left -= 1
+        deadline = min(deadline, budget.seconds_left())
+    if deadline <= 0:
+        raise ProviderUnavailable(
+            f"No time was left in this request to ask {provider}; nothing was lost. Retry."
+        )
     retries = PROVIDER_RETRIES.labels(provider, operation)
     retrying = AsyncRetrying(
         retry=retry_if_exception(_retryable),
-        stop=stop_after_attempt(settings.provider_attempts)
-        | stop_after_delay(settings.provider_deadline_seconds),
+        stop=stop_after_attempt(settings.provider_attempts) | stop_after_delay(deadline),
         wait=_Wait(settings.provider_backoff_seconds, settings.provider_max_backoff_seconds),
         before_sleep=lambda _: retries.inc(),
         reraise=True,
@@ -94,11 +115,18 @@ async def with_retries(
         attributes={"gateway.provider": provider, "gateway.provider.operation": operation},
     ) as span:
         try:
-            async for attempt in retrying:
-                with attempt:
-                    result = await call()
-                    outcome = OUTCOME_OK
-                    return result
+            async with asyncio.timeout(deadline):
+                if budget is not None:
+                    await budget.bound.acquire()
+                try:
+                    async for attempt in retrying:
+                        with attempt:
+                            result = await call()
+                            outcome = OUTCOME_OK
+                            return result
+                finally:
+                    if budget is not None:
+                        budget.bound.release()
         except (RetryableStatus, httpx.TransportError, TimeoutError) as exc:
             outcome = UNAVAILABLE
             tracing.mark_error(span, UNAVAILABLE)

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import asyncpg
 
 from gql.db import claims as repo
+from gql.db import queue
 from gql.db.claims import CLAIMED
 from gql.db.engine import Database
 from gql.errors import Conflict
-from gql.jobs import JobQueue
 from gql.models import DomainRecord, Principal
 from gql.providers.dns_resolver import TxtResolver
 from gql.services.names import normalise_domain
@@ -120,14 +120,12 @@ class ClaimService:
         resolver: TxtResolver,
         guard: NameGuard,
         create: Callable[[Principal, str], Awaitable[DomainRecord]],
-        jobs: JobQueue,
     ) -> None:
         """`create` is the lifecycle's create, which a proven claim ends with."""
         self._db = db
         self._resolver = resolver
         self._guard = guard
         self._create = create
-        self._jobs = jobs
 
     def challenge(self, principal: Principal, raw_name: str) -> Challenge:
         """What the caller must publish to claim `raw_name`."""
@@ -146,11 +144,14 @@ class ClaimService:
         if holder is not None:
             await self._proven(principal, name)
         async with self._db.transaction() as conn:
-            if holder is not None and await repo.release(conn, domain_id=holder.id) is None:
-                raise Conflict(f"{name} changed hands while it was being claimed: claim it again.")
+            if holder is not None:
+                if await repo.release(conn, domain_id=holder.id) is None:
+                    raise Conflict(
+                        f"{name} changed hands while it was being claimed: claim it again."
+                    )
+                await queue.cancel_checks(conn, domain_id=holder.id)
             await repo.drop_released(conn, user_id=principal.user_id, domain=name)
         if holder is not None:
-            await self._jobs.cancel_checks(holder.id)
             logger.info(
                 "%s claimed by user %s from user %s (%s)",
                 name,

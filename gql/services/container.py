@@ -17,7 +17,9 @@ from gql.services.claims import ClaimService, NameGuard
 from gql.services.dns import DnsService
 from gql.services.domains import DomainService
 from gql.services.lifecycle import LifecycleService
+from gql.services.poller import Poller
 from gql.services.seed import SeedService
+from gql.services.state_writer import StateWriter
 from gql.services.zones import ZoneService
 from gql.settings import Settings
 from gql.supervision import WorkerSupervisor
@@ -58,6 +60,7 @@ class Services:
     claims: ClaimService
     domains: DomainService
     lifecycle: LifecycleService
+    poller: Poller
     api_keys: ApiKeyService
     access: AccessService
     seed: SeedService
@@ -91,7 +94,17 @@ async def open_services(url: str, settings: Settings) -> AsyncIterator[Services]
         api_keys = ApiKeyService(db)
         access = AccessService(settings, api_keys, RateLimiter(settings))
         stack.callback(access.limiter.close)
-        lifecycle = LifecycleService(db, provider, dns, jobs, _lifecycle_settings(settings))
+        lifecycle_settings = _lifecycle_settings(settings)
+        writer = StateWriter(db, lifecycle_settings)
+        lifecycle = LifecycleService(db, provider, dns, writer, lifecycle_settings)
+        poller = Poller(db, provider, writer)
+        jobs.handle_with(
+            check=lambda domain_id, attempt, job_id: poller.check(
+                domain_id, attempt, job_id=job_id
+            ),
+            cleanup=lifecycle.cleanup_provider,
+            sweep=poller.sweep,
+        )
         services = Services(
             db=db,
             jobs=jobs,
@@ -104,9 +117,10 @@ async def open_services(url: str, settings: Settings) -> AsyncIterator[Services]
             provider=provider,
             dns=dns,
             zones=zones,
-            claims=ClaimService(db, resolver, NameGuard(settings), lifecycle.create, jobs),
-            domains=DomainService(db),
+            claims=ClaimService(db, resolver, NameGuard(settings), lifecycle.create),
+            domains=DomainService(db, writer),
             lifecycle=lifecycle,
+            poller=poller,
             api_keys=api_keys,
             access=access,
             seed=SeedService(db),

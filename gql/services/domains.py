@@ -16,6 +16,8 @@ from gql.models import (
     Principal,
     Status,
 )
+from gql.services.state_writer import StateWriter
+from gql.services.transitions import VERIFIED_ONLY_BY_PROVIDER, Cause, Event
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 50
@@ -25,11 +27,7 @@ _ALLOWED = ", ".join(s.value for s in OVERRIDABLE_STATUSES)
 def parse_override_status(value: object) -> Status:
     """The status a client asked to set, or `InvalidInput` saying what is allowed."""
     if value == Status.VERIFIED.value:
-        raise InvalidInput(
-            "`verified` cannot be set by a status override: only the provider's verification "
-            "can mark a domain verified. Trigger it with the verify operation "
-            "(verifyEmailDomain) instead, or send one of: " + _ALLOWED + "."
-        )
+        raise InvalidInput(VERIFIED_ONLY_BY_PROVIDER)
     if not isinstance(value, str) or value not in {s.value for s in OVERRIDABLE_STATUSES}:
         raise InvalidInput(f"`status` must be one of: {_ALLOWED}.")
     return Status(value)
@@ -59,15 +57,18 @@ def decode_cursor(cursor: str) -> Cursor:
 
 
 class DomainService:
-    """Owner-scoped reads and the status override; every call is one database round trip."""
+    """Owner-scoped reads, and the status override through the state machine."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, writer: StateWriter) -> None:
         self._db = db
+        self._writer = writer
 
     async def find(self, principal: Principal, domain_id: uuid.UUID) -> DomainRecord | None:
         """The caller's domain, or None when it does not exist or belongs to someone else."""
         async with self._db.connect() as conn:
-            return await repo.get_owned(conn, domain_id=domain_id, user_id=principal.user_id)
+            return await repo.get_by_id_and_owner(
+                conn, domain_id=domain_id, user_id=principal.user_id
+            )
 
     async def list_page(
         self,
@@ -99,13 +100,12 @@ class DomainService:
 
         `verified` is refused; setting the current status is a no-op that returns the row with
         `updated_at` unchanged; a change moves `updated_at` forward and keeps `verified_at`.
+        An override to `verifying` opens a new window and queues a check; one away from it
+        drops the queued check.
         """
-        if status is Status.VERIFIED:
-            parse_override_status(status.value)
-        async with self._db.connect() as conn:
-            record = await repo.set_status(
-                conn, domain_id=domain_id, user_id=principal.user_id, status=status
-            )
-        if record is None:
+        applied = await self._writer.apply(
+            Event(Cause.OVERRIDE, target=status), domain_id=domain_id, owner_id=principal.user_id
+        )
+        if applied.record is None:
             raise NotFound(f"No email domain with id {domain_id} was found for this account.")
-        return record
+        return applied.record
