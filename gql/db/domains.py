@@ -47,12 +47,13 @@ def _dns_records(raw: Iterable[Mapping[str, Any]]) -> tuple[DnsRecord, ...]:
             name=str(r["name"]),
             value=str(r["value"]),
             priority=None if r.get("priority") is None else int(r["priority"]),
+            status=None if r.get("status") is None else str(r["status"]),
         )
         for r in raw
     )
 
 
-def to_record(row: asyncpg.Record) -> DomainRecord:
+def to_record(row: asyncpg.Record | Mapping[str, Any]) -> DomainRecord:
     return DomainRecord(
         id=row["id"],
         user_id=row["user_id"],
@@ -236,6 +237,17 @@ _APPLY_CHECK = compile_statement(
 _DELETE_OWNED = compile_statement(sa.delete(t).where(*_OWNED).returning(*_COLUMNS))
 
 
+_LOCK_BY_ID = compile_statement(
+    sa.select(*_COLUMNS).where(t.c.id == sa.bindparam("domain_id")).with_for_update()
+)
+
+
+async def lock_by_id(conn: asyncpg.Connection, *, domain_id: uuid.UUID) -> DomainRecord | None:
+    """The row as it is before a change, locked until the transaction ends."""
+    row = await _LOCK_BY_ID.fetchrow(conn, domain_id=domain_id)
+    return None if row is None else to_record(row)
+
+
 async def get_by_id(conn: asyncpg.Connection, *, domain_id: uuid.UUID) -> DomainRecord | None:
     """Any user's domain: for background work that acts on behalf of the owner."""
     row = await _BY_ID.fetchrow(conn, domain_id=domain_id)
@@ -255,9 +267,12 @@ async def verified_by_another_user(
     return await _VERIFIED_BY_OTHER.fetchrow(conn, owner_id=user_id, name=domain) is not None
 
 
-def _records_json(records: Sequence[DnsRecord]) -> list[dict[str, Any]]:
+def dns_records_json(records: Sequence[DnsRecord]) -> list[dict[str, Any]]:
+    """Records as stored; a record's status only when the provider reported one."""
     return [
-        {"type": r.type, "name": r.name, "value": r.value, "priority": r.priority} for r in records
+        {"type": r.type, "name": r.name, "value": r.value, "priority": r.priority}
+        | ({} if r.status is None else {"status": r.status})
+        for r in records
     ]
 
 
@@ -279,7 +294,7 @@ async def insert_one(
         provider_id=agentmail_domain_id,
         new_status=status.value,
         reason=reason,
-        records=_records_json(records),
+        records=dns_records_json(records),
     )
     return None if row is None else to_record(row)
 
@@ -311,7 +326,7 @@ async def apply_check(
         domain_id=domain_id,
         new_status=None if status is None else status.value,
         reason=reason,
-        records=None if records is None else _records_json(records),
+        records=None if records is None else dns_records_json(records),
     )
     return None if row is None else to_record(row)
 

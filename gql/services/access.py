@@ -66,7 +66,7 @@ class AccessService:
         self._settings = settings
         self._api_keys = api_keys
         self.limiter = limiter
-        self._key_cache: TTLCache[str, uuid.UUID] | None = (
+        self._key_cache: TTLCache[str, Principal] | None = (
             TTLCache(maxsize=10_000, ttl=settings.api_key_cache_seconds)
             if settings.api_key_cache_seconds > 0
             else None
@@ -92,18 +92,19 @@ class AccessService:
         if scheme.lower() != "bearer" or not token:
             raise Unauthenticated(_INVALID)
         if token.startswith(KEY_PREFIX):
-            return Principal(user_id=await self._key_user(token), via="api_key")
-        return Principal(user_id=self._jwt_user(token), via="jwt")
+            return await self._key_principal(token)
+        user_id = self._jwt_user(token)
+        return Principal(user_id=user_id, via="jwt", actor=f"session:{user_id}")
 
-    async def _key_user(self, key: str) -> uuid.UUID:
+    async def _key_principal(self, key: str) -> Principal:
         if self._key_cache is not None and (cached := self._key_cache.get(key)) is not None:
             return cached
-        user_id = await self._api_keys.user_for(key)
-        if user_id is None:
+        principal = await self._api_keys.principal_for(key)
+        if principal is None:
             raise Unauthenticated(_INVALID)
         if self._key_cache is not None:
-            self._key_cache[key] = user_id
-        return user_id
+            self._key_cache[key] = principal
+        return principal
 
     def _jwt_user(self, token: str) -> uuid.UUID:
         if self._jwt_key is None:

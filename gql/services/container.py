@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from gql.db.engine import Database, driver_dsn
-from gql.jobs import JobQueue
+from gql.jobs import QUEUE, JobQueue
 from gql.providers.agentmail import AgentMailProvider
 from gql.providers.cloudflare import CloudflareDns
 from gql.providers.sandbox import SandboxProvider
@@ -15,7 +15,9 @@ from gql.services.access import AccessService, RateLimiter
 from gql.services.api_keys import ApiKeyService
 from gql.services.dns import DnsService
 from gql.services.domains import DomainService
+from gql.services.events import EventService
 from gql.services.lifecycle import LifecycleService
+from gql.services.notifications import EventHub
 from gql.services.seed import SeedService
 from gql.settings import Settings
 
@@ -56,6 +58,8 @@ class Services:
     api_keys: ApiKeyService
     access: AccessService
     seed: SeedService
+    events: EventService
+    hub: EventHub
 
     @property
     def sandbox(self) -> bool:
@@ -77,6 +81,9 @@ async def open_services(url: str, settings: Settings) -> AsyncIterator[Services]
     services: Services | None = None
     try:
         api_keys = ApiKeyService(db)
+        hub = EventHub(db, driver_dsn(url), settings)
+        events = EventService(db, hub, settings)
+        events.register_pruning(jobs.app, queue=QUEUE)
         services = Services(
             db=db,
             jobs=jobs,
@@ -87,6 +94,8 @@ async def open_services(url: str, settings: Settings) -> AsyncIterator[Services]
             api_keys=api_keys,
             access=AccessService(settings, api_keys, RateLimiter(settings)),
             seed=SeedService(db),
+            events=events,
+            hub=hub,
         )
         if services.sandbox:
             logger.warning(SANDBOX_NOTICE)

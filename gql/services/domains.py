@@ -10,12 +10,15 @@ from gql.db.engine import Database
 from gql.errors import InvalidInput, NotFound
 from gql.models import (
     OVERRIDABLE_STATUSES,
+    Change,
     Cursor,
     DomainPage,
     DomainRecord,
+    EventCause,
     Principal,
     Status,
 )
+from gql.services.events import actor_of, write_domain
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 50
@@ -56,7 +59,8 @@ def decode_cursor(cursor: str) -> Cursor:
 
 
 class DomainService:
-    """Owner-scoped reads and the status override; every call is one database round trip."""
+    """Owner-scoped reads (one round trip each) and the status override, written in one
+    transaction with its event."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -99,10 +103,14 @@ class DomainService:
         """
         if status is Status.VERIFIED:
             parse_override_status(status.value)
-        async with self._db.connect() as conn:
-            record = await repo.set_status(
+        record = await write_domain(
+            self._db,
+            domain_id,
+            Change(EventCause.OVERRIDE, actor_of(principal)),
+            lambda conn: repo.set_status(
                 conn, domain_id=domain_id, user_id=principal.user_id, status=status
-            )
+            ),
+        )
         if record is None:
             raise NotFound(f"No email domain with id {domain_id} was found for this account.")
         return record

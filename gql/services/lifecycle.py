@@ -12,7 +12,7 @@ from gql.db import domains as repo
 from gql.db.engine import Database
 from gql.errors import Conflict, NotFound
 from gql.jobs import JobQueue
-from gql.models import DomainRecord, Principal, Status
+from gql.models import SYSTEM_ACTOR, Change, DomainRecord, EventCause, Principal, Status
 from gql.providers.verification import (
     ProviderDomain,
     ProviderRejected,
@@ -20,6 +20,7 @@ from gql.providers.verification import (
     VerificationProvider,
 )
 from gql.services.dns import DnsService
+from gql.services.events import actor_of, record_change, write_domain
 from gql.services.names import normalise_domain
 from gql.services.status_mapping import map_provider_status
 from gql.settings import Settings
@@ -75,29 +76,37 @@ class LifecycleService:
         return record
 
     async def _store(
-        self, record: DomainRecord, live: ProviderDomain, *, verifying: bool
+        self, record: DomainRecord, live: ProviderDomain, *, verifying: bool, change: Change
     ) -> DomainRecord:
         status = map_provider_status(
             live.status, live.reason, current=record.status, verifying=verifying
         )
         try:
-            async with self._db.connect() as conn:
-                stored = await repo.apply_check(
+            stored = await write_domain(
+                self._db,
+                record.id,
+                change,
+                lambda conn: repo.apply_check(
                     conn,
                     domain_id=record.id,
                     status=status,
                     reason=live.reason,
                     records=live.records,
-                )
+                ),
+            )
         except asyncpg.UniqueViolationError:
-            async with self._db.connect() as conn:
-                stored = await repo.apply_check(
+            stored = await write_domain(
+                self._db,
+                record.id,
+                change,
+                lambda conn: repo.apply_check(
                     conn,
                     domain_id=record.id,
                     status=Status.FAILED,
                     reason="verified_by_another_account",
                     records=live.records,
-                )
+                ),
+            )
             if stored is not None:
                 await self._jobs.cancel_checks(record.id)
             raise Conflict(_TAKEN.format(name=record.domain)) from None
@@ -122,7 +131,8 @@ class LifecycleService:
             if await repo.verified_by_another_user(conn, user_id=principal.user_id, domain=name):
                 raise Conflict(_TAKEN.format(name=name))
         live = await self._provider.create(name, client_id=_client_id(principal.user_id, name))
-        async with self._db.connect() as conn:
+        change = Change(EventCause.CREATE, actor_of(principal))
+        async with self._db.transaction() as conn:
             record = await repo.insert_one(
                 conn,
                 user_id=principal.user_id,
@@ -136,33 +146,44 @@ class LifecycleService:
                 record = await repo.get_by_name(conn, user_id=principal.user_id, domain=name)
                 assert record is not None
                 return record
+            await record_change(conn, before=None, after=record, change=change)
         await self._dns.publish(record)
         try:
-            return await self._trigger(principal, record)
+            return await self._trigger(principal, record, change)
         except (ProviderUnavailable, ProviderRejected):
             # The domain exists at the provider and its records are stored: the create is
             # finished, only its verification did not start. It stays pending, to be verified
             # again; creating it again returns it.
-            async with self._db.connect() as conn:
-                pending = await repo.apply_check(
+            pending = await write_domain(
+                self._db,
+                record.id,
+                change,
+                lambda conn: repo.apply_check(
                     conn,
                     domain_id=record.id,
                     status=Status.PENDING,
                     reason="verification_not_started",
                     records=None,
-                )
+                ),
+            )
             assert pending is not None
             return pending
 
-    async def _trigger(self, principal: Principal, record: DomainRecord) -> DomainRecord:
+    async def _trigger(
+        self, principal: Principal, record: DomainRecord, change: Change
+    ) -> DomainRecord:
         """Pre-mark verifying, ask the provider to re-check, store its answer, keep polling.
 
         If the provider cannot be asked, the domain is put back as it was and the error raised.
         """
-        async with self._db.connect() as conn:
-            started = await repo.start_verification(
+        started = await write_domain(
+            self._db,
+            record.id,
+            change,
+            lambda conn: repo.start_verification(
                 conn, domain_id=record.id, user_id=principal.user_id
-            )
+            ),
+        )
         if started is None:
             raise NotFound(f"Email domain {record.id} was deleted meanwhile.")
         provider_id = started.agentmail_domain_id or started.domain
@@ -170,16 +191,24 @@ class LifecycleService:
             await self._provider.verify(provider_id)
             live = await self._provider.get(provider_id)
         except (ProviderUnavailable, ProviderRejected):
-            async with self._db.connect() as conn:
-                await repo.apply_check(
+            await write_domain(
+                self._db,
+                record.id,
+                change,
+                lambda conn: repo.apply_check(
                     conn,
                     domain_id=record.id,
                     status=record.status,
                     reason=record.status_reason,
                     records=None,
-                )
+                ),
+            )
             raise
-        stored = started if live is None else await self._store(started, live, verifying=True)
+        stored = (
+            started
+            if live is None
+            else await self._store(started, live, verifying=True, change=change)
+        )
         await self._schedule_first_check(stored)
         return stored
 
@@ -190,11 +219,18 @@ class LifecycleService:
         status and records, and keep the poller going. Poll: only read the live status."""
         record = await self._owned(principal, domain_id)
         if not poll:
-            return await self._trigger(principal, record)
+            return await self._trigger(
+                principal, record, Change(EventCause.VERIFY, actor_of(principal))
+            )
         live = await self._provider.get(record.agentmail_domain_id or record.domain)
         if live is None:
             return record
-        return await self._store(record, live, verifying=record.status is Status.VERIFYING)
+        return await self._store(
+            record,
+            live,
+            verifying=record.status is Status.VERIFYING,
+            change=Change(EventCause.POLL, actor_of(principal)),
+        )
 
     async def check(self, domain_id: uuid.UUID, attempt: int) -> None:
         """One poller step for a verifying domain; schedules the next one while needed.
@@ -223,12 +259,15 @@ class LifecycleService:
         started = record.verification_started_at or record.updated_at
         deadline = started + self._window
         if datetime.now(UTC) >= deadline:
-            await repo.apply_check(
+            failed = await repo.apply_check(
                 conn,
                 domain_id=domain_id,
                 status=Status.FAILED,
                 reason="verification_timeout",
                 records=None,
+            )
+            await record_change(
+                conn, before=record, after=failed, change=Change(EventCause.TIMEOUT, SYSTEM_ACTOR)
             )
             logger.info("domain %s not verified within the window: failed", domain_id)
             return None
@@ -239,7 +278,9 @@ class LifecycleService:
             live = None
         if live is not None:
             try:
-                record = await self._store(record, live, verifying=True)
+                record = await self._store(
+                    record, live, verifying=True, change=Change(EventCause.POLLER, SYSTEM_ACTOR)
+                )
             except Conflict:
                 return None
         if record.status is not Status.VERIFYING:
@@ -250,13 +291,16 @@ class LifecycleService:
 
     async def sync(self, principal: Principal, records: tuple[DomainRecord, ...]) -> SyncResult:
         """Refresh listed domains from the provider; a failure keeps that row's cached status."""
+        change = Change(EventCause.SYNC, actor_of(principal))
 
         async def refresh(record: DomainRecord) -> DomainRecord | None:
             try:
                 live = await self._provider.get(record.agentmail_domain_id or record.domain)
                 if live is None:
                     return record
-                return await self._store(record, live, verifying=record.status is Status.VERIFYING)
+                return await self._store(
+                    record, live, verifying=record.status is Status.VERIFYING, change=change
+                )
             except (ProviderUnavailable, Conflict, NotFound) as error:
                 logger.warning("sync of domain %s failed: %s", record.id, error)
                 return None
@@ -271,8 +315,14 @@ class LifecycleService:
 
     async def delete(self, principal: Principal, domain_id: uuid.UUID) -> DomainRecord:
         """Remove the row now; provider clean-up is best effort (logged, safe to retry)."""
-        async with self._db.connect() as conn:
+        async with self._db.transaction() as conn:
             record = await repo.delete_owned(conn, domain_id=domain_id, user_id=principal.user_id)
+            await record_change(
+                conn,
+                before=record,
+                after=None,
+                change=Change(EventCause.DELETE, actor_of(principal)),
+            )
         if record is None:
             raise NotFound(f"No email domain with id {domain_id} was found for this account.")
         await self._jobs.cancel_checks(domain_id)
