@@ -89,11 +89,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     with contextlib.suppress(asyncio.CancelledError):
                         await worker
 
-    graphql = GatewayGraphQL(
-        build_schema(settings),
-        graphql_ide="graphiql" if settings.graphiql else None,
-        allowed_origins=settings.cors_origins,
-    )
+    graphql = GatewayGraphQL(build_schema(settings), settings)
     middleware = [Middleware(RequestTimeLimit, seconds=settings.request_timeout_seconds)]
     if settings.cors_origins:
         middleware.append(

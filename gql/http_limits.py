@@ -11,7 +11,8 @@ class RequestTimeLimit:
     """Answers 503 `unavailable` (with Retry-After) when a request runs past `seconds`.
 
     The work in flight is cancelled; a single-statement write either committed or did not, so
-    nothing is left half-written. WebSockets are not limited.
+    nothing is left half-written. WebSockets and event streams (SSE subscriptions, which last
+    as long as the client wants) are not limited once their response has started.
     """
 
     def __init__(self, app: ASGIApp, seconds: float) -> None:
@@ -26,7 +27,13 @@ class RequestTimeLimit:
 
         async def send_tracking(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                if any(
+                    name.lower() == b"content-type" and value.startswith(b"text/event-stream")
+                    for name, value in message.get("headers", [])
+                ):
+                    limit.reschedule(None)
             await send(message)
 
         limit = asyncio.timeout(self.seconds)

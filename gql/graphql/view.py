@@ -1,6 +1,7 @@
 """The Strawberry view mounted on /graphql."""
 
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -9,8 +10,17 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.http.streaming import HTTPStreamTransport, SSETransport
+from strawberry.schema.base import BaseSchema
+from strawberry.subscriptions import (
+    GRAPHQL_SSE_PROTOCOL,
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+)
 
 from gql.graphql.context import GatewayContext
+from gql.graphql.subscriptions import KeepaliveTransportWSHandler
+from gql.settings import Settings
 
 SANDBOX_HEADER = "verification is simulated; set AGENTMAIL_API_KEY to use AgentMail"
 
@@ -31,6 +41,30 @@ class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
 
 class GatewayGraphQL(GraphQL[GatewayContext, None]):
     websocket_adapter_class = TextFrameWebSocketAdapter
+    graphql_transport_ws_handler_class = KeepaliveTransportWSHandler
+
+    def __init__(self, schema: BaseSchema, settings: Settings) -> None:
+        # Subscriptions over graphql-transport-ws (and the legacy graphql-ws) on the WebSocket,
+        # and over Server-Sent Events (graphql-sse, distinct connections) on POST; keepalive
+        # pings on both.
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if settings.graphiql else None,
+            allowed_origins=settings.cors_origins,
+            keep_alive=True,
+            keep_alive_interval=settings.subscription_keepalive_seconds,
+            subscription_protocols=(
+                GRAPHQL_TRANSPORT_WS_PROTOCOL,
+                GRAPHQL_WS_PROTOCOL,
+                GRAPHQL_SSE_PROTOCOL,
+            ),
+            max_subscriptions_per_connection=settings.subscription_max_per_connection,
+        )
+
+    @cached_property
+    def _stream_transport_map(self) -> dict[str, HTTPStreamTransport]:
+        # The only HTTP stream transport served, with the configured heartbeat interval.
+        return {"sse": SSETransport(heartbeat_interval=self.keep_alive_interval or 15.0)}
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

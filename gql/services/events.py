@@ -4,7 +4,7 @@ import base64
 import binascii
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -172,7 +172,7 @@ class EventService:
         domain_id: uuid.UUID | None,
         after: int | None,
         connection: object,
-    ) -> AsyncIterator[DomainEvent]:
+    ) -> AsyncGenerator[DomainEvent, None]:
         """The caller's events (one domain's, with `domain_id`) as they are committed.
 
         With `after`, the stored events after that id come first, then live ones, each once
