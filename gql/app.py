@@ -78,12 +78,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             url = await asyncio.to_thread(embedded_database, settings.data_dir)
         async with open_services(url, settings) as services:
             app.state.services = services
-            await services.hub.start()
+            await services.events.hub.start()
             worker = asyncio.create_task(services.jobs.run_worker()) if settings.worker else None
             try:
                 yield
             finally:
-                await services.hub.stop()
+                await services.events.hub.stop()
                 if worker is not None:
                     worker.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

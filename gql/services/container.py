@@ -59,7 +59,6 @@ class Services:
     access: AccessService
     seed: SeedService
     events: EventService
-    hub: EventHub
 
     @property
     def sandbox(self) -> bool:
@@ -81,8 +80,7 @@ async def open_services(url: str, settings: Settings) -> AsyncIterator[Services]
     services: Services | None = None
     try:
         api_keys = ApiKeyService(db)
-        hub = EventHub(db, driver_dsn(url), settings)
-        events = EventService(db, hub, settings)
+        events = EventService(db, EventHub(db, driver_dsn(url), settings), settings)
         events.register_pruning(jobs.app, queue=QUEUE)
         services = Services(
             db=db,
@@ -95,7 +93,6 @@ async def open_services(url: str, settings: Settings) -> AsyncIterator[Services]
             access=AccessService(settings, api_keys, RateLimiter(settings)),
             seed=SeedService(db),
             events=events,
-            hub=hub,
         )
         if services.sandbox:
             logger.warning(SANDBOX_NOTICE)

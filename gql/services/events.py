@@ -143,7 +143,7 @@ class EventService:
 
     def __init__(self, db: Database, hub: EventHub, settings: Settings) -> None:
         self._db = db
-        self._hub = hub
+        self.hub = hub
         self._retention = timedelta(days=settings.event_retention_days)
 
     async def history(
@@ -187,7 +187,7 @@ class EventService:
                 )
             if owned is None:
                 raise NotFound(f"No email domain with id {domain_id} was found for this account.")
-        subscriber = self._hub.subscribe(
+        subscriber = self.hub.subscribe(
             user_id=principal.user_id, domain_id=domain_id, connection=connection
         )
         last = after
@@ -223,7 +223,7 @@ class EventService:
                 if domain_id is not None and live.kind is EventKind.DELETED:
                     return
         finally:
-            self._hub.unsubscribe(subscriber)
+            self.hub.unsubscribe(subscriber)
 
     async def prune(self) -> int:
         """Delete events older than the retention period; how many went."""

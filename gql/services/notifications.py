@@ -128,8 +128,9 @@ class EventHub:
             del self._connections[subscriber.user_id]
 
     @property
-    def subscriber_count(self) -> int:
-        return len(self._subscribers)
+    def position(self) -> int | None:
+        """The id of the last event dispatched; None until the database was first reached."""
+        return self._position
 
     def _notified(self, event_id: int) -> None:
         if self._position is None or event_id > self._position:
