@@ -202,6 +202,30 @@ async def test_every_cause_records_its_event_with_the_change(
     assert (timeout["cause"], timeout["actor"]) == ("timeout", "system")
 
 
+async def test_a_write_that_changes_nothing_or_is_refused_records_nothing(
+    gateway: Gateway, db: Database
+) -> None:
+    user = uuid.uuid4()
+    domain_id = (await gateway.graphql(CREATE, jwt_headers(user), d=new_name()))[
+        "createEmailDomain"
+    ]["id"]
+    before = await events_of(db, domain_id)
+    stranger = await gateway.client.post(
+        "/graphql",
+        json={"query": OVERRIDE, "variables": {"id": domain_id, "s": "FAILED"}},
+        headers=jwt_headers(uuid.uuid4()),
+    )
+    assert stranger.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    stranger_delete = await gateway.client.post(
+        "/graphql",
+        json={"query": DELETE, "variables": {"id": domain_id}},
+        headers=jwt_headers(uuid.uuid4()),
+    )
+    assert stranger_delete.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    await gateway.graphql(OVERRIDE, jwt_headers(user), id=domain_id, s="VERIFYING")  # as it is
+    assert await events_of(db, domain_id) == before
+
+
 async def test_a_change_of_the_records_alone_is_a_records_changed_event(
     gateway: Gateway, agentmail: FakeAgentMail, db: Database
 ) -> None:

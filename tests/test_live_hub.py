@@ -126,4 +126,4 @@ async def test_a_hub_that_cannot_reach_the_database_refuses_subscriptions_clearl
             await anext(stream)
     finally:
         await hub.stop()
-    assert "event listener cannot connect" in caplog.text
+    assert "event listener is down" in caplog.text

@@ -86,11 +86,15 @@ async def write_domain(
     change: Change,
     write: Callable[[asyncpg.Connection], Awaitable[DomainRecord | None]],
 ) -> DomainRecord | None:
-    """Run one write of an existing domain and record its event, in one transaction."""
+    """Run one write of an existing domain and record its event, in one transaction.
+
+    A write that finds no row (gone, or not the caller's) wrote nothing and records nothing.
+    """
     async with db.transaction() as conn:
         before = await domains_repo.lock_by_id(conn, domain_id=domain_id)
         after = await write(conn)
-        await record_change(conn, before=before, after=after, change=change)
+        if after is not None:
+            await record_change(conn, before=before, after=after, change=change)
     return after
 
 

@@ -24,6 +24,7 @@ from gql.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+_CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 _READ_BATCH = 500
 _HEALTH_CHECK_SECONDS = 10.0
 _FIRST_BACKOFF_SECONDS = 0.1
@@ -147,20 +148,21 @@ class EventHub:
                     connect_timeout=self._settings.db_connect_timeout,
                     on_event=self._notified,
                 )
-            except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+                try:
+                    await self._hold(conn)
+                finally:
+                    self.listener_pid = None
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(conn.close(timeout=1))
+            except _CONNECTION_ERRORS as error:
                 logger.warning(
-                    "event listener cannot connect (%s); retrying in %.1f s", error, backoff
+                    "event listener is down (%s); reconnecting in %.1f s", error, backoff
                 )
                 await asyncio.sleep(backoff * random.uniform(0.5, 1.0))  # noqa: S311
                 backoff = min(cap, backoff * 2)
                 continue
+            # The connection was up and was lost: reconnect at once, then back off.
             backoff = _FIRST_BACKOFF_SECONDS
-            try:
-                await self._hold(conn)
-            finally:
-                self.listener_pid = None
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(conn.close(timeout=1))
 
     async def _hold(self, conn: asyncpg.Connection) -> None:
         lost = asyncio.Event()
@@ -179,7 +181,7 @@ class EventHub:
                 break
             try:
                 await asyncio.wait_for(repo.ping(conn), self._settings.db_connect_timeout)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            except _CONNECTION_ERRORS:
                 break
         logger.warning("event listener connection lost; reconnecting")
 
@@ -191,6 +193,12 @@ class EventHub:
                 await self._drain()
             except DomainError as error:
                 logger.warning("could not read new events (%s); retrying", error.message)
+                await asyncio.sleep(1)
+                self._wake.set()
+            except Exception:
+                # Anything else (a schema behind its migrations, say) must not end live
+                # delivery for the life of the process: log it and try again.
+                logger.exception("could not read new events; retrying")
                 await asyncio.sleep(1)
                 self._wake.set()
 
