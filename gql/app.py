@@ -17,6 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from gql.db.embedded import embedded_database
 from gql.errors import DomainError
+from gql.graphql.context import AdmitFirst
 from gql.graphql.schema import build_schema
 from gql.graphql.view import GatewayGraphQL
 from gql.http_limits import BodySizeLimit, RequestTimeLimit
@@ -106,7 +107,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route(
                 "/graphql",
-                BodySizeLimit(graphql, settings.max_body_bytes),
+                AdmitFirst(BodySizeLimit(graphql, settings.max_body_bytes)),
                 methods=["GET", "POST"],
             ),
             WebSocketRoute("/graphql", graphql),

@@ -69,6 +69,16 @@ class Settings(BaseSettings):
         default="memory://",
         description="Where counters live: memory:// (one process) or async+redis://host:6379.",
     )
+    # Abuse limits: document cost, session tokens, HTTP connections and the hosts served.
+    graphql_max_fragment_spreads: int = Field(default=100, ge=0)
+    graphql_document_cache_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
+    jwt_max_lifetime_seconds: int = Field(default=24 * 3600, ge=1)
+    jwt_max_bytes: int = Field(default=4096, ge=256)
+    http_max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_keep_alive_seconds: int = Field(default=5, ge=1)
+    http_max_connections: int = Field(default=1000, ge=1)
+    allowed_hosts: list[str] = ["*"]
 
     graphiql: bool = True
     introspection: bool = True

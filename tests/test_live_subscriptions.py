@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from gql.db.engine import Database, driver_dsn
 from gql.services.api_keys import ApiKeyService
@@ -358,13 +359,17 @@ async def test_limits_keepalive_and_a_revoked_key(database_url: str, db: Databas
         data = json.loads(next(s for s in seen if s.startswith("data: {"))[6:])
         assert data["data"]["emailDomainEvents"]["toStatus"] == "FAILED"
 
-        # A revoked key opens no new subscription.
+        # Revoking the key closes its live subscription (4403), and opens no new one.
         await ApiKeyService(db).revoke(owner.key_id)
-        await first.ws.close()
-        async with subscribe(served.ws_url, owner.key) as revoked:
-            message = await revoked.message()
-            (error,) = message["payload"]["errors"]
-            assert error["extensions"]["code"] == "UNAUTHENTICATED"
+        assert (await first.closed(within=DELIVERY_SECONDS)) == (
+            4403,
+            "Forbidden: the token was revoked or has expired",
+        )
+        with pytest.raises(ConnectionClosed) as refused_again:
+            async with subscribe(served.ws_url, owner.key) as revoked:
+                await revoked.message()
+        assert refused_again.value.rcvd is not None
+        assert refused_again.value.rcvd.code == 4403
 
 
 async def sse_lines_until_event(served: Served, owner: Owner, domain_id: uuid.UUID) -> list[str]:

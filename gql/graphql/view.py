@@ -5,20 +5,21 @@ from functools import cached_property
 from typing import Any
 
 import orjson
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.http.streaming import HTTPStreamTransport, SSETransport
 from strawberry.schema.base import BaseSchema
-from strawberry.subscriptions import (
-    GRAPHQL_SSE_PROTOCOL,
-    GRAPHQL_TRANSPORT_WS_PROTOCOL,
-    GRAPHQL_WS_PROTOCOL,
-)
+from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Operation
+from strawberry.types.unset import UNSET, UnsetType
 
-from gql.graphql.context import GatewayContext
+from gql.errors import RateLimited
+from gql.graphql.context import GatewayContext, admit_operation, connect, disconnect
 from gql.graphql.subscriptions import KeepaliveTransportWSHandler
 from gql.settings import Settings
 
@@ -39,25 +40,39 @@ class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
             raise WebSocketDisconnected from exc
 
 
+class AdmittingTransportWSHandler(KeepaliveTransportWSHandler):
+    """Admits each operation like an HTTP request (authenticated, rate-counted) before its
+    document is parsed, and stops watching the connection's credentials when it ends."""
+
+    async def run_operation(self, operation: Operation[GatewayContext, None]) -> None:
+        try:
+            await admit_operation(self.context)
+        except RateLimited as error:
+            refusal = GraphQLError(error.message, extensions=error.extensions)
+            await operation.send_initial_errors([refusal])
+            return
+        await super().run_operation(operation)
+
+    async def shutdown(self) -> None:
+        await super().shutdown()
+        await disconnect(self.context)
+
+
 class GatewayGraphQL(GraphQL[GatewayContext, None]):
     websocket_adapter_class = TextFrameWebSocketAdapter
-    graphql_transport_ws_handler_class = KeepaliveTransportWSHandler
+    graphql_transport_ws_handler_class = AdmittingTransportWSHandler
 
     def __init__(self, schema: BaseSchema, settings: Settings) -> None:
-        # Subscriptions over graphql-transport-ws (and the legacy graphql-ws) on the WebSocket,
-        # and over Server-Sent Events (graphql-sse, distinct connections) on POST; keepalive
-        # pings on both.
+        # Subscriptions over graphql-transport-ws on the WebSocket (only: the legacy graphql-ws
+        # protocol has no per-operation hook to admit operations), and over Server-Sent Events
+        # (graphql-sse, distinct connections) on POST; keepalive pings on both.
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
             allowed_origins=settings.cors_origins,
             keep_alive=True,
             keep_alive_interval=settings.subscription_keepalive_seconds,
-            subscription_protocols=(
-                GRAPHQL_TRANSPORT_WS_PROTOCOL,
-                GRAPHQL_WS_PROTOCOL,
-                GRAPHQL_SSE_PROTOCOL,
-            ),
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),
             max_subscriptions_per_connection=settings.subscription_max_per_connection,
         )
 
@@ -65,6 +80,12 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
     def _stream_transport_map(self) -> dict[str, HTTPStreamTransport]:
         # The only HTTP stream transport served, with the configured heartbeat interval.
         return {"sse": SSETransport(heartbeat_interval=self.keep_alive_interval or 15.0)}
+
+    async def on_ws_connect(self, context: GatewayContext) -> UnsetType | dict[str, object] | None:
+        if not await connect(context):
+            raise ConnectionRejectionError
+        unset: UnsetType = UNSET
+        return unset
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

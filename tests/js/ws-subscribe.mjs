@@ -1,24 +1,17 @@
 // Subscribes with the reference graphql-ws client (graphql-transport-ws) and prints every event
 // as one JSON line: {"event": "next" | "error" | "complete" | "closed", ...}. The token goes in
-// the connection_init payload and, for gateways that read it there, the upgrade request.
+// the connection_init payload, as a browser sends it.
 // Usage: node ws-subscribe.mjs <ws url> '<{"query": ..., "variables": ...}>' <bearer token>
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
 
 const [url, request, token] = process.argv.slice(2);
 const print = (message) => process.stdout.write(JSON.stringify(message) + "\n");
-const authorization = `Bearer ${token}`;
-
-class AuthorizedWebSocket extends WebSocket {
-  constructor(address, protocols) {
-    super(address, protocols, { headers: { Authorization: authorization } });
-  }
-}
 
 const client = createClient({
   url,
-  webSocketImpl: AuthorizedWebSocket,
-  connectionParams: { Authorization: authorization },
+  webSocketImpl: WebSocket,
+  connectionParams: { Authorization: `Bearer ${token}` },
   retryAttempts: 0,
   on: {
     connected: () => print({ event: "connected" }),

@@ -73,12 +73,12 @@ async def subscribe(
     *,
     query: str = SUBSCRIBE,
 ) -> AsyncIterator[Subscription]:
-    """Connect, initialise with the token and start one subscription."""
+    """Connect, initialise with the token (in the `connection_init` payload) and start one
+    subscription."""
     authorization = f"Bearer {token}"
     async with connect(
         ws_url,
         subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
-        additional_headers={"Authorization": authorization},
         open_timeout=10,
     ) as ws:
         await ws.send(
