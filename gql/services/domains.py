@@ -10,7 +10,6 @@ from gql.db.engine import Database
 from gql.errors import InvalidInput, NotFound
 from gql.models import (
     OVERRIDABLE_STATUSES,
-    Change,
     Cursor,
     DomainPage,
     DomainRecord,
@@ -18,7 +17,7 @@ from gql.models import (
     Principal,
     Status,
 )
-from gql.services.events import actor_of, write_domain
+from gql.services.events import change_by, write_domain
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 50
@@ -106,7 +105,7 @@ class DomainService:
         record = await write_domain(
             self._db,
             domain_id,
-            Change(EventCause.OVERRIDE, actor_of(principal)),
+            change_by(principal, EventCause.OVERRIDE),
             lambda conn: repo.set_status(
                 conn, domain_id=domain_id, user_id=principal.user_id, status=status
             ),

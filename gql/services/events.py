@@ -15,9 +15,11 @@ from gql.db import events as repo
 from gql.db.engine import Database
 from gql.errors import DomainError, InvalidInput, NotFound
 from gql.models import (
+    SYSTEM_ACTOR,
     Change,
     DomainEvent,
     DomainRecord,
+    EventCause,
     EventKind,
     EventPage,
     Principal,
@@ -33,9 +35,14 @@ _CATCH_UP_PAGE = 100
 _PRUNE_BATCH = 10_000
 
 
-def actor_of(principal: Principal) -> str:
-    """Who an event names as the actor: the API key or session behind the call."""
-    return principal.actor or f"user:{principal.user_id}"
+def change_by(principal: Principal, cause: EventCause) -> Change:
+    """A change made by an API caller: the API key or session behind the call is the actor."""
+    return Change(cause, principal.actor or f"user:{principal.user_id}")
+
+
+def system_change(cause: EventCause) -> Change:
+    """A change the gateway makes on its own (the poller, the verification window)."""
+    return Change(cause, SYSTEM_ACTOR)
 
 
 def _kind(before: DomainRecord | None, after: DomainRecord | None) -> EventKind | None:

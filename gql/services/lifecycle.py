@@ -12,7 +12,7 @@ from gql.db import domains as repo
 from gql.db.engine import Database
 from gql.errors import Conflict, NotFound
 from gql.jobs import JobQueue
-from gql.models import SYSTEM_ACTOR, Change, DomainRecord, EventCause, Principal, Status
+from gql.models import Change, DomainRecord, EventCause, Principal, Status
 from gql.providers.verification import (
     ProviderDomain,
     ProviderRejected,
@@ -20,7 +20,7 @@ from gql.providers.verification import (
     VerificationProvider,
 )
 from gql.services.dns import DnsService
-from gql.services.events import actor_of, record_change, write_domain
+from gql.services.events import change_by, record_change, system_change, write_domain
 from gql.services.names import normalise_domain
 from gql.services.status_mapping import map_provider_status
 from gql.settings import Settings
@@ -131,7 +131,7 @@ class LifecycleService:
             if await repo.verified_by_another_user(conn, user_id=principal.user_id, domain=name):
                 raise Conflict(_TAKEN.format(name=name))
         live = await self._provider.create(name, client_id=_client_id(principal.user_id, name))
-        change = Change(EventCause.CREATE, actor_of(principal))
+        change = change_by(principal, EventCause.CREATE)
         async with self._db.transaction() as conn:
             record = await repo.insert_one(
                 conn,
@@ -219,9 +219,7 @@ class LifecycleService:
         status and records, and keep the poller going. Poll: only read the live status."""
         record = await self._owned(principal, domain_id)
         if not poll:
-            return await self._trigger(
-                principal, record, Change(EventCause.VERIFY, actor_of(principal))
-            )
+            return await self._trigger(principal, record, change_by(principal, EventCause.VERIFY))
         live = await self._provider.get(record.agentmail_domain_id or record.domain)
         if live is None:
             return record
@@ -229,7 +227,7 @@ class LifecycleService:
             record,
             live,
             verifying=record.status is Status.VERIFYING,
-            change=Change(EventCause.POLL, actor_of(principal)),
+            change=change_by(principal, EventCause.POLL),
         )
 
     async def check(self, domain_id: uuid.UUID, attempt: int) -> None:
@@ -267,7 +265,7 @@ class LifecycleService:
                 records=None,
             )
             await record_change(
-                conn, before=record, after=failed, change=Change(EventCause.TIMEOUT, SYSTEM_ACTOR)
+                conn, before=record, after=failed, change=system_change(EventCause.TIMEOUT)
             )
             logger.info("domain %s not verified within the window: failed", domain_id)
             return None
@@ -279,7 +277,7 @@ class LifecycleService:
         if live is not None:
             try:
                 record = await self._store(
-                    record, live, verifying=True, change=Change(EventCause.POLLER, SYSTEM_ACTOR)
+                    record, live, verifying=True, change=system_change(EventCause.POLLER)
                 )
             except Conflict:
                 return None
@@ -291,7 +289,7 @@ class LifecycleService:
 
     async def sync(self, principal: Principal, records: tuple[DomainRecord, ...]) -> SyncResult:
         """Refresh listed domains from the provider; a failure keeps that row's cached status."""
-        change = Change(EventCause.SYNC, actor_of(principal))
+        change = change_by(principal, EventCause.SYNC)
 
         async def refresh(record: DomainRecord) -> DomainRecord | None:
             try:
@@ -321,7 +319,7 @@ class LifecycleService:
                 conn,
                 before=record,
                 after=None,
-                change=Change(EventCause.DELETE, actor_of(principal)),
+                change=change_by(principal, EventCause.DELETE),
             )
         if record is None:
             raise NotFound(f"No email domain with id {domain_id} was found for this account.")
