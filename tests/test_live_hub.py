@@ -25,7 +25,7 @@ async def small_hub(database_url: str, db: Database) -> AsyncIterator[EventServi
     await hub.start()
     try:
         for _ in range(100):
-            if hub.listener_pid is not None:
+            if hub.position is not None:
                 break
             await asyncio.sleep(0.05)
         yield EventService(db, hub, settings)
@@ -47,9 +47,11 @@ async def test_a_consumer_that_falls_behind_is_ended_and_can_resume_without_loss
     await asyncio.sleep(0.2)  # the stream registers with the hub and waits
 
     overrides = DomainService(db)
-    for status in [Status.FAILED, Status.PENDING, Status.FAILED, Status.PENDING]:
-        await overrides.override_status(principal, domain.id, status)
+    await overrides.override_status(principal, domain.id, Status.FAILED)
     received = await asyncio.wait_for(first, 10)
+    # The consumer now holds that event and reads no further.
+    for status in [Status.PENDING, Status.FAILED, Status.PENDING]:
+        await overrides.override_status(principal, domain.id, status)
     async with db.connect() as conn:
         last = await conn.fetchval("SELECT max(id) FROM domain_events WHERE user_id = $1", user)
     while hub.position is None or hub.position < last:

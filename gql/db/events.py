@@ -18,10 +18,12 @@ CHANNEL = "gql_domain_events"
 LISTENER_APPLICATION_NAME = "gql-gateway-listener"
 
 _COLUMNS = tuple(t.c)
+_ABOVE_EVERY_ID = 2**63 - 1  # the largest bigint
 
 # Event ids are taken under this transaction-level lock, held until the writer commits, so ids
 # become visible in commit order and "every event after id N" never skips a late commit. It is
-# taken after the row change (which holds the row's lock), always in that order: no deadlock.
+# taken after the transaction's row changes (which hold their rows' locks), always in that
+# order, so no two writers ever wait for each other the other way round.
 _ORDER_LOCK = 0x67716C_65766E74  # "gql" "evnt"
 
 _inserted = (
@@ -210,7 +212,7 @@ async def history(
         conn,
         owner_id=user_id,
         domain_id=domain_id,
-        position=before_id if before_id is not None else 2**63 - 1,
+        position=before_id if before_id is not None else _ABOVE_EVERY_ID,
         limit=limit,
     )
     return [_event(r) for r in rows]

@@ -198,7 +198,7 @@ class AccessService:
     async def _key(self, key: str) -> Principal | None:
         if _KEY_SHAPE.fullmatch(key) is None:
             return None
-        return await self._api_keys.principal_for(key)
+        return await self._api_keys.user_for(key)
 
     def _session(self, token: str) -> "_Session | None":
         """A verified session token, or None: signature, algorithm, `exp` (numeric, within

@@ -48,8 +48,8 @@ class ApiKeyService:
         async with self._db.connect() as conn:
             return await repo.first_user(conn)
 
-    async def principal_for(self, key: str) -> Principal | None:
-        """The caller an active (not revoked) key stands for, if any."""
+    async def user_for(self, key: str) -> Principal | None:
+        """The owner of an active (not revoked) key, as the caller it stands for, if any."""
         async with self._db.connect() as conn:
             found = await repo.active_key(conn, key_hash=hash_key(key))
         if found is None:

@@ -67,9 +67,12 @@ async def record_change(
     """Append the event for one write of a domain, in the writer's transaction.
 
     Call it after the row change, on the same connection, before the commit: the event and the
-    change commit together or not at all. A write that changed nothing a caller can see
-    records nothing. `status_changed` covers a new status or reason (records may have changed
-    with it); `records_changed` is a change of the records alone. The event id, or None.
+    change commit together or not at all. A transaction that changes several domains makes all
+    its row changes first and records their events last (the first event takes the lock that
+    orders event ids; a row lock taken after it could deadlock with another writer). A write
+    that changed nothing a caller can see records nothing. `status_changed` covers a new status
+    or reason (records may have changed with it); `records_changed` is a change of the records
+    alone. The event id, or None.
     """
     kind = _kind(before, after)
     if kind is None:
