@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
@@ -91,7 +92,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
                         await worker
 
     graphql = GatewayGraphQL(build_schema(settings), settings)
-    middleware = [Middleware(RequestTimeLimit, seconds=settings.request_timeout_seconds)]
+    middleware = [
+        # Host names this gateway answers for (ALLOWED_HOSTS); never a redirect to another.
+        Middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts, www_redirect=False),
+        Middleware(
+            RequestTimeLimit,
+            seconds=settings.request_timeout_seconds,
+            graphql_paths=frozenset({"/graphql"}),
+        ),
+    ]
     if settings.cors_origins:
         middleware.append(
             Middleware(
@@ -120,5 +129,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
         lifespan=lifespan,
     )
+    # No redirect to a path with or without a trailing slash: its URL would be built from the
+    # request's Host header. Such a path is answered 404 like any unknown one.
+    app.router.redirect_slashes = False
     app.state.settings = settings
     return app

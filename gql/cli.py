@@ -18,6 +18,7 @@ from gql.db.embedded import embedded_database
 from gql.db.migrate import upgrade
 from gql.errors import DomainError
 from gql.graphql.schema import build_schema
+from gql.http_limits import guarded_http_protocol
 from gql.rest.responses import domain_body
 from gql.services.container import Services, open_services
 from gql.settings import Settings
@@ -88,8 +89,17 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         log_level=settings.log_level.lower(),
         access_log=settings.access_log,
         timeout_graceful_shutdown=10,
+        http=guarded_http_protocol(
+            max_header_bytes=settings.http_max_header_bytes,
+            header_timeout=settings.http_header_timeout_seconds,
+        ),
+        timeout_keep_alive=settings.http_keep_alive_seconds,
+        # Beyond it, new requests are answered 503 until connections close.
+        limit_concurrency=settings.http_max_connections,
         # The sans-I/O implementation: the default one is built on a deprecated websockets API.
         ws="websockets-sansio",
+        # A WebSocket message is a request like any other: the same limit as an HTTP body.
+        ws_max_size=settings.max_body_bytes,
     )
     return 0
 

@@ -4,11 +4,10 @@ real `gql-gateway serve` process: every operation is admitted like an HTTP reque
 import json
 import time
 import uuid
-from typing import Any
 
 from gql.services.container import Services
 from tests.conftest import JWT_SECRET, session_token
-from tests.helpers import NodeClient, node_client, serve
+from tests.helpers import events_until, node_client, serve
 
 DOMAIN = "query One($id: UUID!) { emailDomain(id: $id) { id status } }"
 OVERRIDE = (
@@ -22,15 +21,6 @@ def request(query: str, domain_id: uuid.UUID) -> str:
 
 def bearer(token: str) -> str:
     return json.dumps({"Authorization": f"Bearer {token}"})
-
-
-async def events_until(js: NodeClient, kind: str, *, within: float = 15) -> list[dict[str, Any]]:
-    seen = []
-    while True:
-        event = await js.next(within=within)
-        seen.append(event)
-        if event["event"] == kind:
-            return seen
 
 
 async def test_the_connection_init_payload_authenticates(database_url: str, make_owner) -> None:
@@ -119,18 +109,16 @@ async def test_a_revoked_key_closes_its_socket(
 
 async def test_an_expired_session_token_closes_its_socket(database_url: str, make_owner) -> None:
     owner = await make_owner(["pending"])
-    token = session_token(owner.user_id, exp=int(time.time()) + 3)
-    async with (
-        serve(database_url, {"JWT_SECRET": JWT_SECRET, "JWT_LEEWAY_SECONDS": "0"}) as served,
-        node_client(
+    async with serve(database_url, {"JWT_SECRET": JWT_SECRET, "JWT_LEEWAY_SECONDS": "0"}) as served:
+        token = session_token(owner.user_id, exp=int(time.time()) + 4)
+        async with node_client(
             "ws-session.mjs",
             served.ws_url,
             request(DOMAIN, owner.domains[0].id),
             "1",
             bearer(token),
-        ) as js,
-    ):
-        events = await events_until(js, "done")
-        assert events[0]["event"] == "next", events
-        closed = await events_until(js, "closed", within=10)
-        assert closed[-1]["code"] == 4403, closed
+        ) as js:
+            events = await events_until(js, "done")
+            assert events[0]["event"] == "next", events
+            closed = await events_until(js, "closed", within=10)
+            assert closed[-1]["code"] == 4403, closed

@@ -153,7 +153,7 @@ async def test_repeated_document_is_served_from_the_cache(client, make_owner, mo
         raise AssertionError("a cached document was parsed or validated again")
 
     monkeypatch.setattr(pipeline, "parse", fail)
-    monkeypatch.setattr(pipeline, "validate_document", fail)
+    monkeypatch.setattr(pipeline, "validate", fail)
     body = await gql(client, LIST, owner.headers)
     assert body["data"]["emailDomains"]["totalCount"] == 2
 

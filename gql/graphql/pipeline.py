@@ -15,20 +15,25 @@ from graphql import (
     GraphQLError,
     GraphQLSyntaxError,
     parse,
+    validate,
 )
 from strawberry.extensions import SchemaExtension
-from strawberry.schema.schema import validate_document
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from gql.errors import DomainError, RateLimited, Unavailable
 
 logger = logging.getLogger(__name__)
 
+# What Strawberry's `validate_document` adds to the rules it is given.
+_STRAWBERRY_RULES = (MaybeNullValidationRule, OneOfInputValidationRule)
 _UNKNOWN_ENUM_VALUE = re.compile(r"Value '[^']*' does not exist in '(\w+)' enum\.")
 
 
 @dataclass(slots=True)
 class _Entry:
     document: DocumentNode
+    size: int
     errors: list[GraphQLError] | None = field(default=None)
 
 
@@ -36,30 +41,51 @@ class DocumentCache:
     """Parsed documents and their validation errors, keyed by the query text.
 
     Keyed by text rather than by AST: hashing a document AST on every hit costs more than the
-    lookup saves. Bounded, so unique query texts cannot grow memory without limit.
+    lookup saves. Bounded in entries and in the total length of their texts, so neither many
+    unique texts nor a few huge ones can grow memory without limit.
     """
 
-    def __init__(self, maxsize: int) -> None:
-        self._entries: LRUCache[str, _Entry] = LRUCache(maxsize=max(maxsize, 1))
-        self.enabled = maxsize > 0
+    def __init__(self, maxsize: int, max_bytes: int) -> None:
+        self._entries: LRUCache[str, _Entry] = LRUCache(
+            maxsize=max(max_bytes, 1), getsizeof=lambda entry: entry.size
+        )
+        self._max_entries = maxsize
+        self._max_bytes = max_bytes
+        self.enabled = maxsize > 0 and max_bytes > 0
 
     def get(self, query: str) -> _Entry | None:
         return self._entries.get(query) if self.enabled else None
 
     def put(self, query: str, entry: _Entry) -> None:
-        if self.enabled:
-            self._entries[query] = entry
+        if not self.enabled or entry.size > self._max_bytes:
+            return
+        self._entries[query] = entry
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem()
+
+    @property
+    def size(self) -> int:
+        """The total length of the cached texts."""
+        return int(self._entries.currsize)
 
 
 class GatewayExtension(SchemaExtension):
     """Created per operation (pass a factory), sharing one `DocumentCache`."""
 
     def __init__(
-        self, cache: DocumentCache, rules: tuple[type[ASTValidationRule], ...], max_tokens: int
+        self,
+        cache: DocumentCache,
+        rules: tuple[type[ASTValidationRule], ...],
+        max_tokens: int,
+        *,
+        hide_suggestions: bool = False,
     ) -> None:
         self._cache = cache
         self._rules = rules
         self._max_tokens = max_tokens
+        # With introspection off, "Did you mean …" and the list of enum values would rebuild
+        # the schema for anyone who guesses names.
+        self._hide_suggestions = hide_suggestions
         self._entry: _Entry | None = None
         self._validation_errors: list[GraphQLError] = []
 
@@ -71,7 +97,9 @@ class GatewayExtension(SchemaExtension):
             entry = self._cache.get(ctx.query)
             if entry is None:
                 try:
-                    entry = _Entry(document=parse(ctx.query, **ctx.parse_options))
+                    entry = _Entry(
+                        document=parse(ctx.query, **ctx.parse_options), size=len(ctx.query)
+                    )
                 except GraphQLError:
                     # Left to Strawberry's own parse, which reports the syntax error.
                     yield
@@ -86,8 +114,11 @@ class GatewayExtension(SchemaExtension):
         entry = self._entry
         if entry is not None and ctx.graphql_document is entry.document:
             if entry.errors is None:
-                entry.errors = validate_document(
-                    ctx.schema._schema, entry.document, (*ctx.validation_rules, *self._rules)
+                entry.errors = validate(
+                    ctx.schema._schema,
+                    entry.document,
+                    (*ctx.validation_rules, *self._rules, *_STRAWBERRY_RULES),
+                    hide_suggestions=self._hide_suggestions,
                 )
             ctx.pre_execution_errors = list(entry.errors)
             self._validation_errors = entry.errors
@@ -146,7 +177,7 @@ class GatewayExtension(SchemaExtension):
 
     def _enum_hint(self, message: str) -> str:
         match = _UNKNOWN_ENUM_VALUE.search(message)
-        if match is None:
+        if match is None or self._hide_suggestions:
             return message
         enum_type = self.execution_context.schema._schema.get_type(match.group(1))
         if not isinstance(enum_type, GraphQLEnumType):

@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -170,6 +171,15 @@ class Mutation:
 
 
 class GatewaySchema(strawberry.Schema):
+    hide_suggestions = False
+
+    def _get_custom_context_kwargs(
+        self, operation_extensions: dict[str, Any] | None = None, *, sync: bool = False
+    ) -> dict[str, Any]:
+        # Variable coercion ("Did you mean the enum value …") follows the validation's choice.
+        kwargs = super()._get_custom_context_kwargs(operation_extensions, sync=sync)
+        return {**kwargs, "hide_suggestions": True} if self.hide_suggestions else kwargs
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -177,11 +187,15 @@ class GatewaySchema(strawberry.Schema):
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
-    cache = DocumentCache(settings.graphql_document_cache_size)
+    cache = DocumentCache(
+        settings.graphql_document_cache_size, settings.graphql_document_cache_bytes
+    )
     rules = validation_rules(settings)
 
     def gateway_extension() -> SchemaExtension:
-        return GatewayExtension(cache, rules, settings.graphql_max_tokens)
+        return GatewayExtension(
+            cache, rules, settings.graphql_max_tokens, hide_suggestions=not settings.introspection
+        )
 
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = []
     if not settings.introspection:
@@ -192,10 +206,12 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             {"max_operations": settings.graphql_max_batch} if settings.graphql_max_batch else None
         )
     )
-    return GatewaySchema(
+    schema = GatewaySchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
         config=config,
     )
+    schema.hide_suggestions = not settings.introspection
+    return schema
