@@ -11,6 +11,7 @@ import jwt
 import pytest
 
 from gql.app import create_app
+from gql.errors import RateLimited
 from gql.services.container import Services
 from tests.conftest import JWT_SECRET, make_settings, running, session_token
 from tests.helpers import Served, serve
@@ -178,3 +179,27 @@ async def test_a_session_token_is_verified_once_until_its_exp(
     # Past `exp` the cache no longer answers: the token is verified again (the leeway accepts it).
     assert (await services.access.admit(f"Bearer {token}", "cache-test")).user_id == USER
     assert len(decoded) == 2
+
+
+async def test_the_in_process_limit_is_a_sliding_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gql.services import access as access_module
+    from gql.services.access import RateLimiter
+
+    now = [6000.0]  # the start of a one-minute window
+    monkeypatch.setattr(access_module.time, "time", lambda: now[0])
+    limiter = RateLimiter(make_settings(None, rate_limit_anonymous="4/minute"))
+    for _ in range(4):
+        await limiter.hit_anonymous("a")
+    with pytest.raises(RateLimited) as refused:
+        await limiter.hit_anonymous("a")
+    assert refused.value.retry_after == 60
+    await limiter.hit_anonymous("b")  # other addresses are counted apart
+    now[0] += 90  # half-way through the next window, the previous one weighs 4 * 0.5 = 2
+    await limiter.check_anonymous("a")
+    await limiter.hit_anonymous("a")
+    await limiter.hit_anonymous("a")
+    with pytest.raises(RateLimited):
+        await limiter.check_anonymous("a")
+    now[0] += 120  # two windows later nothing is left
+    for _ in range(4):
+        await limiter.hit_anonymous("a")

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
 
-from gql.errors import RateLimited
+from gql.errors import RateLimited, Unavailable
 from gql.models import Principal
 from gql.services.access import Admission
 from gql.services.container import Services
@@ -99,7 +99,8 @@ async def admit_operation(context: GatewayContext) -> Admission:
     """Authenticate and count one WebSocket operation, before its document is parsed.
 
     Call it at the start of the operation's task: the admission is then the one every resolver
-    of the operation sees. Raises `RateLimited` when the caller is over its limit.
+    of the operation sees. Raises `RateLimited` when the caller is over its limit, `Unavailable`
+    when the database cannot be asked about a key.
     """
     admission = await context.services.access.admission(
         context.authorization(), _client(context.request)
@@ -117,8 +118,8 @@ async def connect(context: GatewayContext) -> bool:
         admission = await context.services.access.admission(
             context.authorization(), _client(context.request)
         )
-    except RateLimited:
-        return False
+    except (RateLimited, Unavailable):
+        return False  # fail closed: the client connects again later
     if admission.principal is None:
         return False
     context._watcher = asyncio.create_task(watch_credentials(context, admission))
@@ -135,18 +136,19 @@ async def disconnect(context: GatewayContext) -> None:
 
 
 async def watch_credentials(context: GatewayContext, admission: Admission) -> None:
-    """Close the socket (4403) at the session token's expiry, or within API_KEY_CACHE_SECONDS
-    (at least every second) of the key's revocation."""
+    """Close the socket (4403) when its credentials end: a session token at its expiry (no
+    need to look again before: it is signed), a key within API_KEY_CACHE_SECONDS (at least
+    every second) of its revocation, asking the database."""
     access = context.services.access
-    authorization = context.authorization()
-    while True:
-        delay = access.recheck_seconds
-        if admission.expires_at is not None:
-            delay = min(delay, max(0.0, admission.expires_at - time.time()))
-        await asyncio.sleep(delay)
-        expired = admission.expires_at is not None and time.time() >= admission.expires_at
-        if expired or not await access.revalidate(authorization):
-            break
+    if admission.expires_at is not None:
+        await asyncio.sleep(max(0.0, admission.expires_at - time.time()))
+    else:
+        authorization = context.authorization()
+        while True:
+            await asyncio.sleep(access.recheck_seconds)
+            with contextlib.suppress(Unavailable):  # asked again at the next check
+                if not await access.revalidate(authorization):
+                    break
     websocket = context.response
     if isinstance(websocket, WebSocket) and websocket.client_state != WebSocketState.DISCONNECTED:
         with contextlib.suppress(RuntimeError):
@@ -159,7 +161,9 @@ class AdmitFirst:
     """Admits each GraphQL HTTP request before its body is read or parsed.
 
     A caller over its rate limit gets a GraphQL error (429, `RATE_LIMITED`, `Retry-After`)
-    without any further work; otherwise the admission is left in the scope for the context.
+    without any further work, and so does every caller while the database cannot be asked about
+    a key (503, `SERVICE_UNAVAILABLE`); otherwise the admission is left in the scope for the
+    context.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -175,17 +179,17 @@ class AdmitFirst:
             scope[ADMISSION_KEY] = await services.access.admission(
                 request.headers.get("authorization"), _client(request)
             )
-        except RateLimited as error:
-            await _rate_limited(error)(scope, receive, send)
+        except (RateLimited, Unavailable) as error:
+            await _refusal(error)(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
 
-def _rate_limited(error: RateLimited) -> Response:
+def _refusal(error: RateLimited | Unavailable) -> Response:
     body = {"errors": [{"message": error.message, "extensions": error.extensions}]}
     return Response(
         orjson.dumps(body),
-        status_code=429,
+        status_code=error.http_status,
         headers={"Retry-After": str(error.retry_after)},
         media_type="application/json",
     )

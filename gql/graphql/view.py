@@ -18,7 +18,7 @@ from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Operation
 from strawberry.types.unset import UNSET, UnsetType
 
-from gql.errors import RateLimited
+from gql.errors import RateLimited, Unavailable
 from gql.graphql.context import GatewayContext, admit_operation, connect, disconnect
 from gql.graphql.subscriptions import KeepaliveTransportWSHandler
 from gql.settings import Settings
@@ -47,7 +47,7 @@ class AdmittingTransportWSHandler(KeepaliveTransportWSHandler):
     async def run_operation(self, operation: Operation[GatewayContext, None]) -> None:
         try:
             await admit_operation(self.context)
-        except RateLimited as error:
+        except (RateLimited, Unavailable) as error:
             refusal = GraphQLError(error.message, extensions=error.extensions)
             await operation.send_initial_errors([refusal])
             return
