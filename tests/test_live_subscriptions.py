@@ -291,6 +291,13 @@ async def test_nobody_receives_another_users_events(database_url: str, db: Datab
                 (error,) = message["payload"]["errors"]
                 assert error["extensions"]["code"] == "NOT_FOUND"
 
+        # A resume position that is not an event id says what to send.
+        async with subscribe(served.ws_url, one.key, {"after": "yesterday"}) as bad:
+            message = await bad.message()
+            (error,) = message["payload"]["errors"]
+            assert error["extensions"]["code"] == "BAD_USER_INPUT"
+            assert "`after` must be the `id` of an event" in error["message"]
+
         await override(served, two, d3.id, "failed")
         await override(served, one, d2.id, "failed")
         await override(served, one, d1.id, "failed")  # the last event `one` will see
