@@ -42,9 +42,7 @@ class Subscriber:
     overflowed: bool = False
 
     def wants(self, event: DomainEvent) -> bool:
-        return event.user_id == self.user_id and (
-            self.domain_id is None or event.domain_id == self.domain_id
-        )
+        return self.domain_id is None or event.domain_id == self.domain_id
 
     def offer(self, event: DomainEvent) -> None:
         """Queue the event; a full queue ends the subscription (`None` tells it so)."""
@@ -67,7 +65,8 @@ class EventHub:
         self._dsn = dsn
         self._settings = settings
         self._position: int | None = None
-        self._subscribers: set[Subscriber] = set()
+        # By owner: an event is offered only to its owner's subscribers.
+        self._subscribers: dict[uuid.UUID, set[Subscriber]] = {}
         self._connections: dict[uuid.UUID, Counter[int]] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -114,13 +113,16 @@ class EventHub:
             start=self._position,
             queue=asyncio.Queue(maxsize=self._settings.subscription_queue_size),
         )
-        self._subscribers.add(subscriber)
+        self._subscribers.setdefault(user_id, set()).add(subscriber)
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
-        if subscriber not in self._subscribers:
+        owned = self._subscribers.get(subscriber.user_id, set())
+        if subscriber not in owned:
             return
-        self._subscribers.discard(subscriber)
+        owned.discard(subscriber)
+        if not owned:
+            del self._subscribers[subscriber.user_id]
         connections = self._connections[subscriber.user_id]
         connections[id(subscriber.connection)] -= 1
         if connections[id(subscriber.connection)] <= 0:
@@ -209,7 +211,7 @@ class EventHub:
             # No await from here to the new position: a subscriber registering meanwhile starts
             # either before this batch (and gets it) or after it.
             for event in batch:
-                for subscriber in self._subscribers:
+                for subscriber in self._subscribers.get(event.user_id, ()):
                     if subscriber.wants(event):
                         subscriber.offer(event)
                 self._position = event.id
