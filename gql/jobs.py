@@ -1,11 +1,14 @@
-"""Background work on PostgreSQL with procrastinate: the verification poller and clean-ups.
+"""Background work on PostgreSQL with procrastinate: the verification poller, clean-ups and
+the sweeper.
 
 Each domain has at most one pending check, enforced by procrastinate's `queueing_lock`
-(`domain:<id>`): a running check schedules its successor under the same lock (allowed, since a
+(`domain:<id>`): a running check queues its successor under the same lock (allowed, since a
 running job no longer holds it), and a verify that finds a check already queued collapses into
-that chain. Checks of one domain never overlap across processes: the check itself holds a
-PostgreSQL advisory lock on the domain. A worker killed mid-check leaves its job `doing`; the
-periodic `retry_stalled_jobs` task puts it back in the queue, so no scheduled check is lost.
+that chain. Jobs that go with a status change are queued by the state machine on its own
+connection (`gql.db.queue`), in the transaction of the change. Checks of one domain never
+overlap across processes: a check marks the row with its job id. A worker killed mid-check
+leaves its job `doing`; the periodic `retry_stalled_jobs` task puts it back in the queue, and
+the periodic sweeper queues a check for any verifying domain left without one.
 """
 
 import asyncio
@@ -14,21 +17,19 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
-from procrastinate import App, PsycopgConnector, RetryStrategy
+from procrastinate import App, JobContext, PsycopgConnector, RetryStrategy
 from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
 from procrastinate.jobs import Status
 
+from gql.db.queue import CHECK_TASK, CLEANUP_TASK, QUEUE, check_lock
+
 logger = logging.getLogger(__name__)
 
-QUEUE = "domains"
 SHUTDOWN_GRACE_SECONDS = 10.0
 RETRY_FAILED_CHECK_SECONDS = 60
-CheckHandler = Callable[[uuid.UUID, int], Awaitable[None]]
+CheckHandler = Callable[[uuid.UUID, int, int], Awaitable[None]]
 CleanupHandler = Callable[[str], Awaitable[None]]
-
-
-def _queueing_lock(domain_id: uuid.UUID) -> str:
-    return f"domain:{domain_id}"
+SweepHandler = Callable[[], Awaitable[int]]
 
 
 class JobQueue:
@@ -40,14 +41,16 @@ class JobQueue:
         self.app = App(connector=connector)
         self._check: CheckHandler | None = None
         self._cleanup: CleanupHandler | None = None
+        self._sweep: SweepHandler | None = None
 
-        @self.app.task(name="check_domain", queue=QUEUE)
-        async def check_domain(domain_id: str, attempt: int) -> None:
+        @self.app.task(name=CHECK_TASK, queue=QUEUE, pass_context=True)
+        async def check_domain(context: JobContext, domain_id: str, attempt: int) -> None:
             if self._check is None:
                 raise RuntimeError("no check handler installed")
             domain = uuid.UUID(domain_id)
+            assert context.job.id is not None
             try:
-                await self._check(domain, attempt)
+                await self._check(domain, attempt, context.job.id)
             except BaseException:
                 # A check that fails or is aborted (the database gone mid-check, a shutdown)
                 # queues its own retry, so the domain's chain survives; if a check is already
@@ -63,7 +66,7 @@ class JobQueue:
 
         # Clean-up after a delete: retried with backoff for about an hour, then logged as failed.
         @self.app.task(
-            name="cleanup_domain",
+            name=CLEANUP_TASK,
             queue=QUEUE,
             retry=RetryStrategy(max_attempts=8, exponential_wait=2),
         )
@@ -87,12 +90,22 @@ class JobQueue:
                 except Exception:
                     logger.exception("could not re-queue stalled job %s", job.id)
 
-        self._check_domain = check_domain
-        self._cleanup_domain = cleanup_domain
+        # The sweeper: repairs what a crash left (see `gql.services.poller.Poller.sweep`).
+        @self.app.periodic(cron="* * * * *")
+        @self.app.task(name="sweep_domains", queue=QUEUE, queueing_lock="sweep_domains")
+        async def sweep_domains(timestamp: int) -> None:
+            if self._sweep is None:
+                raise RuntimeError("no sweep handler installed")
+            await self._sweep()
 
-    def handle_with(self, *, check: CheckHandler, cleanup: CleanupHandler) -> None:
+        self._check_domain = check_domain
+
+    def handle_with(
+        self, *, check: CheckHandler, cleanup: CleanupHandler, sweep: SweepHandler
+    ) -> None:
         self._check = check
         self._cleanup = cleanup
+        self._sweep = sweep
 
     async def open(self) -> None:
         await self.app.open_async()
@@ -106,20 +119,17 @@ class JobQueue:
         """Queue a check; False when one is already queued for the domain (it stands)."""
         try:
             await self._check_domain.configure(
-                queueing_lock=_queueing_lock(domain_id),
+                queueing_lock=check_lock(domain_id),
                 schedule_in={"seconds": max(0, round(delay_seconds))},
             ).defer_async(domain_id=str(domain_id), attempt=attempt)
         except AlreadyEnqueued:
             return False
         return True
 
-    async def schedule_cleanup(self, provider_domain_id: str) -> None:
-        await self._cleanup_domain.defer_async(provider_domain_id=provider_domain_id)
-
     async def cancel_checks(self, domain_id: uuid.UUID) -> None:
         """Drop the domain's queued check, if any (a running one finds the row gone)."""
         jobs = await self.app.job_manager.list_jobs_async(
-            queueing_lock=_queueing_lock(domain_id), status="todo"
+            queueing_lock=check_lock(domain_id), status="todo"
         )
         for job in jobs:
             if job.id is not None:

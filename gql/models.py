@@ -39,6 +39,7 @@ class DomainRecord:
     status_reason: str | None = None
     verification_started_at: datetime | None = None
     last_checked_at: datetime | None = None
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     poll_window_minutes: float = Field(default=720, gt=0)
     sandbox_verify_seconds: float = Field(default=20, ge=0)
     worker: bool = Field(default=True, description="Run the poller inside `serve`.")
+    # Domain lifecycle: provider fan-out per request, and how many domains one account may hold.
+    provider_concurrency: int = Field(default=8, ge=1)
+    provider_calls_per_request: int = Field(default=250, ge=1)
+    max_domains_per_account: int = Field(default=100, ge=1)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1)
     request_timeout_seconds: float = Field(default=30.0, gt=0)

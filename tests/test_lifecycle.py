@@ -134,6 +134,11 @@ async def _drop_domain_jobs(db: Database) -> None:
             "DELETE FROM procrastinate_jobs WHERE status = 'todo'"
             " AND task_name IN ('check_domain', 'cleanup_domain')"
         )
+        # The sweeper would queue checks again for domains other tests left verifying.
+        await conn.execute(
+            "UPDATE email_domains SET status = 'failed', status_reason = 'test_isolation'"
+            " WHERE status = 'verifying'"
+        )
 
 
 @pytest.fixture(autouse=True)

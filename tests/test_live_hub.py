@@ -15,6 +15,8 @@ from gql.services.container import Services
 from gql.services.domains import DomainService
 from gql.services.events import EventService, SubscriberTooSlow
 from gql.services.notifications import EventHub
+from gql.services.state_writer import StateWriter
+from gql.settings import Settings
 from tests.conftest import create_domains, make_settings
 
 
@@ -34,7 +36,7 @@ async def small_hub(database_url: str, db: Database) -> AsyncIterator[EventServi
 
 
 async def test_a_consumer_that_falls_behind_is_ended_and_can_resume_without_loss(
-    small_hub: EventService, db: Database
+    small_hub: EventService, db: Database, settings: Settings
 ) -> None:
     user = uuid.uuid4()
     principal = Principal(user_id=user, via="api_key", actor="api_key:test")
@@ -46,7 +48,7 @@ async def test_a_consumer_that_falls_behind_is_ended_and_can_resume_without_loss
     first = asyncio.create_task(anext(stream))
     await asyncio.sleep(0.2)  # the stream registers with the hub and waits
 
-    overrides = DomainService(db)
+    overrides = DomainService(db, StateWriter(db, settings))
     await overrides.override_status(principal, domain.id, Status.FAILED)
     received = await asyncio.wait_for(first, 10)
     # The consumer now holds that event and reads no further.

@@ -45,7 +45,7 @@ from tests.fakes.server import Handler
 T = TypeVar("T")
 
 GATEWAY = Path(sys.executable).with_name("gql-gateway")
-RETRY_LOCKED_SECONDS = 30  # gql.services.lifecycle._RETRY_LOCKED_SECONDS
+RETRY_LOCKED_SECONDS = 30  # gql.services.poller.RETRY_LOCKED_SECONDS
 SIGTERM_BOUND_SECONDS = 15
 
 
@@ -131,6 +131,11 @@ async def _empty_queue(db: Database) -> None:
         await conn.execute("DELETE FROM procrastinate_jobs")
         await conn.execute("DELETE FROM procrastinate_periodic_defers")
         await conn.execute("DELETE FROM procrastinate_workers")
+        # The sweeper would queue checks again for domains other tests left verifying.
+        await conn.execute(
+            "UPDATE email_domains SET status = 'failed', status_reason = 'test_isolation'"
+            " WHERE status = 'verifying'"
+        )
 
 
 def poller_settings(database_url: str, fake: FakeAgentMail, **overrides: Any) -> Settings:
@@ -426,28 +431,36 @@ async def test_a_check_of_a_locked_domain_reschedules_without_calling_the_provid
             await services.jobs.cancel_checks(domain.id)  # only what check() queues is seen
         gets = agentmail.calls("GET", get_path(locked))
 
-        async with db.transaction() as holder:  # another connection, as another process would
-            assert await domains_repo.try_lock(holder, domain_id=locked.id)
-            before = datetime.now(UTC)
-            await services.lifecycle.check(locked.id, 2)
-            after = datetime.now(UTC)
+        async with db.connect() as conn:  # a check of another process, still running
+            running_job = await conn.fetchval(
+                "INSERT INTO procrastinate_jobs (queue_name, task_name, status, args)"
+                " VALUES ('elsewhere', 'check_domain', 'doing', '{}') RETURNING id"
+            )
+            assert await domains_repo.claim_check(conn, domain_id=locked.id, job_id=running_job)
+        before = datetime.now(UTC)
+        await services.poller.check(locked.id, 2, job_id=running_job + 1)
+        after = datetime.now(UTC)
 
-            assert agentmail.calls("GET", get_path(locked)) == gets, "the provider was called"
-            retry = await only_todo(db, locked.id)
-            assert retry.args == {"domain_id": str(locked.id), "attempt": 2}
-            assert retry.queueing_lock == f"domain:{locked.id}"
-            assert retry.scheduled_at is not None
-            wait = timedelta(seconds=RETRY_LOCKED_SECONDS)
-            assert before + wait <= retry.scheduled_at <= after + wait
+        assert agentmail.calls("GET", get_path(locked)) == gets, "the provider was called"
+        retry = await only_todo(db, locked.id)
+        assert retry.args == {"domain_id": str(locked.id), "attempt": 2}
+        assert retry.queueing_lock == f"domain:{locked.id}"
+        assert retry.scheduled_at is not None
+        wait = timedelta(seconds=RETRY_LOCKED_SECONDS)
+        assert before + wait <= retry.scheduled_at <= after + wait + timedelta(seconds=1)
 
-            # The lock is per domain: another domain is checked meanwhile.
-            other_gets = agentmail.calls("GET", get_path(other))
-            await services.lifecycle.check(other.id, 0)
-            assert agentmail.calls("GET", get_path(other)) == other_gets + 1
+        # The mark is per domain: another domain is checked meanwhile.
+        other_gets = agentmail.calls("GET", get_path(other))
+        await services.poller.check(other.id, 0, job_id=running_job + 2)
+        assert agentmail.calls("GET", get_path(other)) == other_gets + 1
 
+        async with db.connect() as conn:  # the other process's check ends
+            await conn.execute(
+                "UPDATE procrastinate_jobs SET status = 'succeeded' WHERE id = $1", running_job
+            )
         # Released: the next check calls the provider and moves the chain on.
         await services.jobs.cancel_checks(locked.id)
-        await services.lifecycle.check(locked.id, 2)
+        await services.poller.check(locked.id, 2, job_id=running_job + 3)
         assert agentmail.calls("GET", get_path(locked)) == gets + 1
         assert (await only_todo(db, locked.id)).args["attempt"] == 3
 
@@ -471,8 +484,8 @@ async def test_two_worker_processes_never_check_one_domain_at_the_same_time(
             worker_process(db, env, tmp_path / "b.log") as b,
         ):
             logs = lambda: f"{a.stderr()}\n{b.stderr()}"  # noqa: E731
-            for d in domains:
-                assert await services.jobs.schedule_check(d.id, attempt=0, delay_seconds=0)
+            for d in domains:  # unless the workers' sweeper queued it already
+                await services.jobs.schedule_check(d.id, attempt=0, delay_seconds=0)
             await asyncio.sleep(2)  # the chains run freely (0-minute steps)
 
             # Contention: queue another check of a domain while one of its checks is inside

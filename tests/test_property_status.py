@@ -31,6 +31,7 @@ from gql.db.engine import Database
 from gql.errors import InvalidInput, NotFound
 from gql.models import DomainRecord, Principal, Status
 from gql.services.domains import DomainService
+from gql.services.state_writer import StateWriter
 from tests.conftest import create_domains, make_settings
 
 T = TypeVar("T")
@@ -73,10 +74,11 @@ async def check_sequence(
 
     Returns what happened at each step and the final row, for the callers' own checks.
     """
-    db = Database(database_url, make_settings(database_url))
+    settings = make_settings(database_url)
+    db = Database(database_url, settings)
     await db.open()
     try:
-        service = DomainService(db)
+        service = DomainService(db, StateWriter(db, settings))
         owner = Principal(user_id=uuid.uuid4(), via="api_key")
         stranger = Principal(user_id=uuid.uuid4(), via="api_key")
         (created,) = await create_domains(db, owner.user_id, [start.value], verified_at=verified_at)
@@ -107,9 +109,22 @@ async def check_sequence(
                 else:
                     assert returned.updated_at > before.updated_at
                     others = dataclasses.replace(
-                        returned, status=before.status, updated_at=before.updated_at
+                        returned,
+                        status=before.status,
+                        updated_at=before.updated_at,
+                        version=before.version,
+                        status_reason=before.status_reason,
+                        verification_started_at=before.verification_started_at,
                     )
-                    assert others == before  # only status and updated_at moved
+                    # Only the status, its reason (the provider's no longer explains it), the
+                    # window (opened by an override to verifying) and updated_at moved.
+                    assert others == before
+                    assert returned.status_reason is None
+                    if target is Status.VERIFYING:
+                        assert returned.verification_started_at is not None
+                        assert returned.verification_started_at > before.updated_at
+                    else:
+                        assert returned.verification_started_at == before.verification_started_at
                     outcomes.append("changed")
             after = await service.find(owner, created.id)
             assert after is not None

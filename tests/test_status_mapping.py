@@ -1,128 +1,133 @@
-"""Unit tests of the provider status mapping and of domain name normalisation.
+"""Unit tests of what a provider answer does to a stored status, and of name normalisation.
 
-The mapping is the table documented in `gql/services/status_mapping.py`; every provider status
-is tried against every stored status, inside and outside a running verification.
+The answer's meaning is `gql/services/status_mapping.py`; what it does to a row is decided by
+`gql.services.transitions.decide`. Every provider status is tried against every stored status
+through a client's read (`poll`), the path that may change any of them.
 """
+
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from gql.errors import InvalidInput
-from gql.models import Status
+from gql.models import DomainRecord, Status
 from gql.services.names import normalise_domain
-from gql.services.status_mapping import map_provider_status
+from gql.services.transitions import Answer, Cause, Event, decide
 
 ALL = list(Status)
 NOT_VERIFIED = [s for s in Status if s is not Status.VERIFIED]
 TRANSIENT = ["ses_dkim_temporary_failure", "ses_mail_from_temporary_failure"]
 TERMINAL = ["ses_dkim_failed", "ses_mail_from_failed", "dns_records_invalid", None]
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
-# -- map_provider_status ------------------------------------------------------------------------
+def row(status: Status) -> DomainRecord:
+    return DomainRecord(
+        id=uuid.uuid4(),
+        user_id=uuid.uuid4(),
+        domain="acme.com",
+        agentmail_domain_id="acme.com",
+        status=status,
+        dns_records=(),
+        verified_at=NOW - timedelta(days=1) if status is Status.VERIFIED else None,
+        created_at=NOW - timedelta(days=2),
+        updated_at=NOW - timedelta(minutes=5),
+        verification_started_at=NOW - timedelta(minutes=5),
+    )
+
+
+def read(provider_status: str, reason: str | None, *, current: Status) -> Status | None:
+    """The status a poll stores for the provider's answer, or None when it keeps the stored one."""
+    decision = decide(
+        row(current),
+        Event(Cause.POLL, answer=Answer(provider_status, reason, ())),
+        now=NOW,
+        window=timedelta(hours=12),
+    )
+    return None if decision.status is current else decision.status
 
 
 @pytest.mark.parametrize("current", ALL)
-@pytest.mark.parametrize("verifying", [True, False])
-def test_verified_is_verified_from_any_status(current: Status, verifying: bool) -> None:
+def test_verified_is_verified_from_any_status(current: Status) -> None:
+    assert read("VERIFIED", None, current=current) in (Status.VERIFIED, None)
     assert (
-        map_provider_status("VERIFIED", None, current=current, verifying=verifying)
+        decide(
+            row(current),
+            Event(Cause.POLL, answer=Answer("VERIFIED", None, ())),
+            now=NOW,
+            window=timedelta(hours=12),
+        ).status
         is Status.VERIFIED
     )
 
 
 @pytest.mark.parametrize("reason", TRANSIENT)
 @pytest.mark.parametrize("current", ALL)
-@pytest.mark.parametrize("verifying", [True, False])
-def test_temporary_failure_never_changes_the_status(
-    reason: str, current: Status, verifying: bool
-) -> None:
-    assert map_provider_status("FAILED", reason, current=current, verifying=verifying) is None
+def test_temporary_failure_never_changes_the_status(reason: str, current: Status) -> None:
+    assert read("FAILED", reason, current=current) is None
 
 
 @pytest.mark.parametrize("reason", TERMINAL)
-@pytest.mark.parametrize("current", ALL)
-@pytest.mark.parametrize("verifying", [True, False])
-def test_terminal_failure_fails_even_a_verified_domain(
-    reason: str | None, current: Status, verifying: bool
-) -> None:
-    assert (
-        map_provider_status("FAILED", reason, current=current, verifying=verifying) is Status.FAILED
-    )
+@pytest.mark.parametrize("current", [Status.PENDING, Status.VERIFYING, Status.VERIFIED])
+def test_terminal_failure_fails_even_a_verified_domain(reason: str | None, current: Status) -> None:
+    assert read("FAILED", reason, current=current) is Status.FAILED
 
 
 @pytest.mark.parametrize("provider_status", ["VERIFYING", "PENDING"])
 @pytest.mark.parametrize("reason", [None, "ses_dkim_pending", "dns_records_missing"])
-@pytest.mark.parametrize("current", NOT_VERIFIED)
-@pytest.mark.parametrize("verifying", [True, False])
-def test_verifying_and_pending_at_the_provider_mean_verifying(
-    provider_status: str, reason: str | None, current: Status, verifying: bool
+def test_verifying_and_pending_at_the_provider_keep_a_verification_running(
+    provider_status: str, reason: str | None
 ) -> None:
-    assert (
-        map_provider_status(provider_status, reason, current=current, verifying=verifying)
-        is Status.VERIFYING
-    )
+    assert read(provider_status, reason, current=Status.VERIFYING) is None
 
 
 @pytest.mark.parametrize("provider_status", ["VERIFYING", "PENDING"])
-@pytest.mark.parametrize("verifying", [True, False])
-def test_a_verified_domain_is_never_moved_back_to_verifying(
-    provider_status: str, verifying: bool
+@pytest.mark.parametrize("current", [Status.PENDING, Status.FAILED, Status.VERIFIED])
+def test_a_read_never_starts_a_verification_nor_demotes_a_verified_domain(
+    provider_status: str, current: Status
 ) -> None:
-    assert (
-        map_provider_status(
-            provider_status, "ses_dkim_pending", current=Status.VERIFIED, verifying=verifying
-        )
-        is None
-    )
+    # Only a trigger (or an override) starts one, with a window and a queued check.
+    assert read(provider_status, "ses_dkim_pending", current=current) is None
 
 
 @pytest.mark.parametrize(
     ("provider_status", "reason"),
     [("NOT_STARTED", "dns_records_missing"), ("INVALID", "dns_records_invalid"), ("INVALID", None)],
 )
-@pytest.mark.parametrize("current", NOT_VERIFIED)
 def test_not_started_or_invalid_during_a_verification_is_verifying(
-    provider_status: str, reason: str | None, current: Status
+    provider_status: str, reason: str | None
 ) -> None:
-    assert (
-        map_provider_status(provider_status, reason, current=current, verifying=True)
-        is Status.VERIFYING
-    )
+    assert read(provider_status, reason, current=Status.VERIFYING) is None
 
 
 @pytest.mark.parametrize(
     ("provider_status", "reason"),
     [("NOT_STARTED", "dns_records_missing"), ("INVALID", "dns_records_invalid")],
 )
-@pytest.mark.parametrize("current", ALL)
+@pytest.mark.parametrize("current", [Status.PENDING, Status.VERIFIED])
 def test_not_started_or_invalid_outside_a_verification_is_pending(
     provider_status: str, reason: str, current: Status
 ) -> None:
-    # Outside a running verification this demotes even a verified domain (documented).
-    assert (
-        map_provider_status(provider_status, reason, current=current, verifying=False)
-        is Status.PENDING
-    )
+    # This demotes even a verified domain (documented); a pending one keeps its status.
+    assert read(provider_status, reason, current=current) in (Status.PENDING, None)
+    if current is Status.VERIFIED:
+        assert read(provider_status, reason, current=current) is Status.PENDING
 
 
-@pytest.mark.parametrize("provider_status", ["NOT_STARTED", "INVALID"])
-def test_not_started_or_invalid_does_not_demote_verified_during_a_verification(
+@pytest.mark.parametrize("provider_status", ["NOT_STARTED", "INVALID", "VERIFYING", "PENDING"])
+def test_a_failed_domain_stays_failed_until_the_provider_confirms_or_fails_it(
     provider_status: str,
 ) -> None:
-    assert (
-        map_provider_status(provider_status, None, current=Status.VERIFIED, verifying=True) is None
-    )
+    assert read(provider_status, "dns_records_missing", current=Status.FAILED) is None
 
 
 @pytest.mark.parametrize("provider_status", ["SUSPENDED", "", "verified", "Failed"])
 @pytest.mark.parametrize("current", ALL)
-@pytest.mark.parametrize("verifying", [True, False])
 def test_unknown_provider_statuses_keep_the_stored_one(
-    provider_status: str, current: Status, verifying: bool
+    provider_status: str, current: Status
 ) -> None:
-    assert (
-        map_provider_status(provider_status, "whatever", current=current, verifying=verifying)
-        is None
-    )
+    assert read(provider_status, "whatever", current=current) is None
 
 
 # -- normalise_domain ---------------------------------------------------------------------------

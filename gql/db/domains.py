@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -9,35 +10,16 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from gql.db.queue import ACTIVE, CHECK_TASK, jobs
 from gql.db.statements import Statement, compile_statement
 from gql.db.tables import email_domains as t
 from gql.models import Cursor, DnsRecord, DomainPage, DomainRecord, Status
 
 _COLUMNS = tuple(t.c)
 _OWNED = (t.c.id == sa.bindparam("domain_id"), t.c.user_id == sa.bindparam("owner_id"))
-
-_GET = compile_statement(sa.select(*_COLUMNS).where(*_OWNED))
-
-# The override in one round trip. A single UPDATE, because when it has to wait for a concurrent
-# writer PostgreSQL re-reads the newest row version before applying it, so the row it returns is
-# always current (a "change only if different, else SELECT" variant answered with stale rows
-# under contention). Setting the status the row already has keeps `updated_at`; a change moves
-# it strictly forward even if the clock steps back.
-_new_status_param = sa.bindparam("new_status", type_=sa.String)
-_SET_STATUS = compile_statement(
-    sa.update(t)
-    .where(*_OWNED)
-    .values(
-        status=_new_status_param,
-        updated_at=sa.case(
-            (t.c.status == _new_status_param, t.c.updated_at),
-            else_=sa.func.greatest(
-                sa.func.clock_timestamp(), t.c.updated_at + sa.text("interval '1 microsecond'")
-            ),
-        ),
-    )
-    .returning(*_COLUMNS)
-)
+_BY_ID_AND_OWNER = sa.select(*_COLUMNS).where(*_OWNED)
+_GET = compile_statement(_BY_ID_AND_OWNER)
+_GET_LOCKED = compile_statement(_BY_ID_AND_OWNER.with_for_update())
 
 
 def _dns_records(raw: Iterable[Mapping[str, Any]]) -> tuple[DnsRecord, ...]:
@@ -67,23 +49,16 @@ def to_record(row: asyncpg.Record | Mapping[str, Any]) -> DomainRecord:
         status_reason=row["status_reason"],
         verification_started_at=row["verification_started_at"],
         last_checked_at=row["last_checked_at"],
+        version=row["version"],
     )
 
 
-async def get_owned(
-    conn: asyncpg.Connection, *, domain_id: uuid.UUID, user_id: uuid.UUID
+async def get_by_id_and_owner(
+    conn: asyncpg.Connection, *, domain_id: uuid.UUID, user_id: uuid.UUID, lock: bool = False
 ) -> DomainRecord | None:
-    row = await _GET.fetchrow(conn, domain_id=domain_id, owner_id=user_id)
-    return None if row is None else to_record(row)
-
-
-async def set_status(
-    conn: asyncpg.Connection, *, domain_id: uuid.UUID, user_id: uuid.UUID, status: Status
-) -> DomainRecord | None:
-    """Set the cached status of an owned domain; None when there is no such owned domain."""
-    row = await _SET_STATUS.fetchrow(
-        conn, domain_id=domain_id, owner_id=user_id, new_status=status.value
-    )
+    """The user's domain; `lock` holds it (FOR UPDATE) until the transaction ends."""
+    stmt = _GET_LOCKED if lock else _GET
+    row = await stmt.fetchrow(conn, domain_id=domain_id, owner_id=user_id)
     return None if row is None else to_record(row)
 
 
@@ -165,13 +140,9 @@ async def insert_many(
     return [to_record(r) for r in await stmt.fetch(conn)]
 
 
-def _forward() -> sa.ColumnElement[Any]:
-    return sa.func.greatest(
-        sa.func.clock_timestamp(), t.c.updated_at + sa.text("interval '1 microsecond'")
-    )
-
-
-_BY_ID = compile_statement(sa.select(*_COLUMNS).where(t.c.id == sa.bindparam("domain_id")))
+_BY_ID_QUERY = sa.select(*_COLUMNS).where(t.c.id == sa.bindparam("domain_id"))
+_BY_ID = compile_statement(_BY_ID_QUERY)
+_BY_ID_LOCKED = compile_statement(_BY_ID_QUERY.with_for_update())
 _BY_NAME = compile_statement(
     sa.select(*_COLUMNS).where(
         t.c.user_id == sa.bindparam("owner_id"), t.c.domain == sa.bindparam("name")
@@ -184,6 +155,7 @@ _VERIFIED_BY_OTHER = compile_statement(
         t.c.user_id != sa.bindparam("owner_id"),
     )
 )
+_new_records = sa.bindparam("records", type_=t.c.dns_records.type)
 _INSERT_ONE = compile_statement(
     postgresql.insert(t)
     .values(
@@ -192,69 +164,42 @@ _INSERT_ONE = compile_statement(
         agentmail_domain_id=sa.bindparam("provider_id"),
         status=sa.bindparam("new_status"),
         status_reason=sa.bindparam("reason"),
-        dns_records=sa.bindparam("records", type_=t.c.dns_records.type),
+        dns_records=_new_records,
     )
     .on_conflict_do_nothing(index_elements=[t.c.user_id, t.c.domain])
     .returning(*_COLUMNS)
 )
-_START_VERIFICATION = compile_statement(
+_CAS = (t.c.id == sa.bindparam("domain_id"), t.c.version == sa.bindparam("expected_version"))
+_WRITE = compile_statement(
     sa.update(t)
-    .where(*_OWNED)
+    .where(*_CAS)
     .values(
-        status=Status.VERIFYING.value,
-        verification_started_at=sa.func.clock_timestamp(),
-        updated_at=_forward(),
-    )
-    .returning(*_COLUMNS)
-)
-
-_new_status = sa.bindparam("new_status", type_=sa.String)
-_new_records = sa.bindparam("records", type_=t.c.dns_records.type)
-_next_status = sa.func.coalesce(_new_status, t.c.status)
-_next_records = sa.func.coalesce(_new_records, t.c.dns_records)
-_changes = sa.or_(
-    _next_status.is_distinct_from(t.c.status),
-    sa.bindparam("reason", type_=sa.String).is_distinct_from(t.c.status_reason),
-    _next_records.is_distinct_from(t.c.dns_records),
-    _new_status == Status.VERIFIED.value,
-)
-_APPLY_CHECK = compile_statement(
-    sa.update(t)
-    .where(t.c.id == sa.bindparam("domain_id"))
-    .values(
-        status=_next_status,
+        status=sa.bindparam("new_status", type_=sa.String),
         status_reason=sa.bindparam("reason", type_=sa.String),
-        dns_records=_next_records,
-        last_checked_at=sa.func.clock_timestamp(),
-        verified_at=sa.case(
-            (_new_status == Status.VERIFIED.value, sa.func.clock_timestamp()),
-            else_=t.c.verified_at,
+        dns_records=_new_records,
+        verified_at=sa.bindparam("verified_at", type_=t.c.verified_at.type),
+        verification_started_at=sa.bindparam("started_at", type_=t.c.updated_at.type),
+        last_checked_at=sa.bindparam("checked_at", type_=t.c.updated_at.type),
+        updated_at=sa.bindparam("updated_at", type_=t.c.updated_at.type),
+        version=t.c.version + 1,
+        check_job_id=sa.case(
+            (sa.bindparam("release", type_=sa.Boolean), sa.null()), else_=t.c.check_job_id
         ),
-        updated_at=sa.case((_changes, _forward()), else_=t.c.updated_at),
     )
     .returning(*_COLUMNS)
 )
-_DELETE_OWNED = compile_statement(sa.delete(t).where(*_OWNED).returning(*_COLUMNS))
+_DELETE = compile_statement(sa.delete(t).where(*_CAS).returning(*_COLUMNS))
 
 
-_LOCK_BY_ID = compile_statement(
-    sa.select(*_COLUMNS).where(t.c.id == sa.bindparam("domain_id")).with_for_update()
-)
-
-
-async def lock_by_id(conn: asyncpg.Connection, *, domain_id: uuid.UUID) -> DomainRecord | None:
-    """The row as it is before a change, locked until the transaction ends."""
-    row = await _LOCK_BY_ID.fetchrow(conn, domain_id=domain_id)
-    return None if row is None else to_record(row)
-
-
-async def get_by_id(conn: asyncpg.Connection, *, domain_id: uuid.UUID) -> DomainRecord | None:
+async def get_by_id(
+    conn: asyncpg.Connection, *, domain_id: uuid.UUID, lock: bool = False
+) -> DomainRecord | None:
     """Any user's domain: for background work that acts on behalf of the owner."""
-    row = await _BY_ID.fetchrow(conn, domain_id=domain_id)
+    row = await (_BY_ID_LOCKED if lock else _BY_ID).fetchrow(conn, domain_id=domain_id)
     return None if row is None else to_record(row)
 
 
-async def get_by_name(
+async def get_by_name_and_owner(
     conn: asyncpg.Connection, *, user_id: uuid.UUID, domain: str
 ) -> DomainRecord | None:
     row = await _BY_NAME.fetchrow(conn, owner_id=user_id, name=domain)
@@ -299,58 +244,104 @@ async def insert_one(
     return None if row is None else to_record(row)
 
 
-async def start_verification(
-    conn: asyncpg.Connection, *, domain_id: uuid.UUID, user_id: uuid.UUID
-) -> DomainRecord | None:
-    """Mark an owned domain `verifying` and open a new polling window."""
-    row = await _START_VERIFICATION.fetchrow(conn, domain_id=domain_id, owner_id=user_id)
-    return None if row is None else to_record(row)
-
-
-async def apply_check(
+async def compare_and_set(
     conn: asyncpg.Connection,
     *,
-    domain_id: uuid.UUID,
-    status: Status | None,
-    reason: str | None,
-    records: Sequence[DnsRecord] | None,
+    current: DomainRecord,
+    new: DomainRecord,
+    releases_check: bool,
 ) -> DomainRecord | None:
-    """Store what the provider said: a status (None keeps it), its reason and the records.
+    """Write `new`'s state over the row, if the row is still `current`'s version.
 
-    `verified_at` is set whenever the provider confirms the domain; `updated_at` moves only when
-    something a caller can see changed. Raises `asyncpg.UniqueViolationError` when another
-    account already holds the name as verified.
+    None when it is not (changed or deleted meanwhile). Raises `asyncpg.UniqueViolationError`
+    when another account already holds the name as verified.
     """
-    row = await _APPLY_CHECK.fetchrow(
+    row = await _WRITE.fetchrow(
         conn,
-        domain_id=domain_id,
-        new_status=None if status is None else status.value,
-        reason=reason,
-        records=None if records is None else dns_records_json(records),
+        domain_id=current.id,
+        expected_version=current.version,
+        new_status=new.status.value,
+        reason=new.status_reason,
+        records=dns_records_json(new.dns_records),
+        verified_at=new.verified_at,
+        started_at=new.verification_started_at,
+        checked_at=new.last_checked_at,
+        updated_at=new.updated_at,
+        release=releases_check,
     )
     return None if row is None else to_record(row)
 
 
-async def delete_owned(
-    conn: asyncpg.Connection, *, domain_id: uuid.UUID, user_id: uuid.UUID
+async def delete_if_version(
+    conn: asyncpg.Connection, *, current: DomainRecord
 ) -> DomainRecord | None:
-    row = await _DELETE_OWNED.fetchrow(conn, domain_id=domain_id, owner_id=user_id)
+    """Delete the row if it is still `current`'s version; the deleted row, else None."""
+    row = await _DELETE.fetchrow(conn, domain_id=current.id, expected_version=current.version)
     return None if row is None else to_record(row)
 
 
-_TRY_LOCK = compile_statement(
-    sa.select(
-        sa.func.pg_try_advisory_xact_lock(
-            sa.func.hashtextextended(sa.cast(sa.bindparam("domain_id"), sa.Text), 0)
-        )
+_running_check = sa.exists().where(
+    jobs.c.id == t.c.check_job_id, jobs.c.status == sa.literal_column("'doing'")
+)
+_CLAIM_CHECK = compile_statement(
+    sa.update(t)
+    .where(
+        t.c.id == sa.bindparam("domain_id"),
+        t.c.status == Status.VERIFYING.value,
+        sa.or_(
+            t.c.check_job_id.is_(None),
+            t.c.check_job_id == sa.bindparam("job_id", type_=sa.BigInteger),
+            ~_running_check,
+        ),
     )
+    .values(check_job_id=sa.bindparam("job_id", type_=sa.BigInteger))
+    .returning(*_COLUMNS)
 )
 
 
-async def try_lock(conn: asyncpg.Connection, *, domain_id: uuid.UUID) -> bool:
-    """Take the domain's check lock for the current transaction; False when someone holds it."""
-    row = await _TRY_LOCK.fetchrow(conn, domain_id=str(domain_id))
-    return bool(row is not None and row[0])
+async def claim_check(
+    conn: asyncpg.Connection, *, domain_id: uuid.UUID, job_id: int
+) -> DomainRecord | None:
+    """Mark a verifying domain as checked by job `job_id`, unless another check is running.
+
+    The row is returned as claimed; None when it is not verifying, is gone, or is being checked
+    by another job that is still running. The mark is not a change of state: the version stays.
+    """
+    row = await _CLAIM_CHECK.fetchrow(conn, domain_id=domain_id, job_id=job_id)
+    return None if row is None else to_record(row)
+
+
+_has_check = sa.exists().where(
+    jobs.c.task_name == CHECK_TASK,
+    jobs.c.queueing_lock == sa.func.concat("domain:", sa.cast(t.c.id, sa.Text)),
+    jobs.c.status.in_(ACTIVE),
+)
+_VERIFYING_WITHOUT_CHECK = compile_statement(
+    sa.select(*_COLUMNS)
+    .where(t.c.status == Status.VERIFYING.value, ~_has_check)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+_OVERDUE = compile_statement(
+    sa.select(*_COLUMNS)
+    .where(
+        t.c.status == Status.VERIFYING.value,
+        sa.func.coalesce(t.c.verification_started_at, t.c.updated_at)
+        <= sa.bindparam("cutoff", type_=t.c.updated_at.type),
+    )
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+
+
+async def verifying_without_check(conn: asyncpg.Connection, *, limit: int) -> list[DomainRecord]:
+    """Verifying domains with no check queued or running (what a crash can leave)."""
+    return [to_record(r) for r in await _VERIFYING_WITHOUT_CHECK.fetch(conn, limit=limit)]
+
+
+async def verifying_started_before(
+    conn: asyncpg.Connection, *, cutoff: datetime, limit: int
+) -> list[DomainRecord]:
+    """Verifying domains whose window opened before `cutoff` (overdue for a window that long)."""
+    return [to_record(r) for r in await _OVERDUE.fetch(conn, cutoff=cutoff, limit=limit)]
 
 
 _IN_USE = compile_statement(

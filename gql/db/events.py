@@ -98,6 +98,7 @@ def _snapshot(record: DomainRecord) -> dict[str, Any]:
         "status_reason": record.status_reason,
         "verification_started_at": _iso(record.verification_started_at),
         "last_checked_at": _iso(record.last_checked_at),
+        "version": record.version,
     }
 
 

@@ -43,6 +43,12 @@ class EmailDomainRow(SQLModel, table=True):
             unique=True,
             postgresql_where=sa.text("status = 'verified'"),
         ),
+        # The sweeper's scan of verifying domains.
+        sa.Index(
+            "ix_email_domains_verifying",
+            "verification_started_at",
+            postgresql_where=sa.text("status = 'verifying'"),
+        ),
     )
 
     id: uuid.UUID = Field(
@@ -69,6 +75,15 @@ class EmailDomainRow(SQLModel, table=True):
         default=None, sa_column=_timestamp(nullable=True)
     )
     last_checked_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    # Bumped by every write: the state machine's writes are compare-and-set on it.
+    version: int = Field(
+        default=0,
+        sa_column=sa.Column(sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    )
+    # The procrastinate job of the check running now, so checks of one domain never overlap.
+    check_job_id: int | None = Field(
+        default=None, sa_column=sa.Column(sa.BigInteger, nullable=True)
+    )
 
 
 class ApiKeyRow(SQLModel, table=True):

@@ -1,5 +1,6 @@
 """AgentMail through its official SDK, with bounded retries."""
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -12,10 +13,13 @@ from agentmail.environment import AgentMailEnvironment
 
 from gql.models import DnsRecord
 from gql.providers.retry import RetryableStatus, retry_after_seconds, with_retries
-from gql.providers.verification import ProviderDomain, ProviderRejected
+from gql.providers.verification import ProviderDomain, ProviderMisconfigured, ProviderRejected
 from gql.settings import Settings
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
+# Answers about the gateway's own credentials, not about the caller's request.
+_OUR_CONFIGURATION = frozenset({401, 403})
 # Our retries (tenacity) replace the SDK's own, so attempts and Retry-After stay bounded here.
 _NO_SDK_RETRIES: RequestOptions = {"max_retries": 0}
 
@@ -45,6 +49,23 @@ def _message(error: ApiError) -> str:
     if message is None and isinstance(body, dict):
         message = body.get("message")
     return str(message or f"AgentMail refused the request ({error.status_code}).")
+
+
+def _refused(error: ApiError) -> ProviderRejected | ProviderMisconfigured:
+    """Who is to blame for a refusal: the gateway's configuration (401/403), or the request."""
+    if error.status_code in _OUR_CONFIGURATION:
+        logger.error(
+            "AgentMail refused the gateway's credentials (%s: %s). Fix: set AGENTMAIL_API_KEY "
+            "to a valid, unrevoked key of the organisation (and AGENTMAIL_BASE_URL to its "
+            "region), then restart.",
+            error.status_code,
+            _message(error),
+        )
+        return ProviderMisconfigured(
+            "The gateway's AgentMail configuration was refused; the operator has been told. "
+            "Nothing was changed; retry later."
+        )
+    return ProviderRejected(_message(error))
 
 
 class AgentMailProvider:
@@ -92,7 +113,7 @@ class AgentMailProvider:
                 existing = await self.get(domain)
                 if existing is not None:
                     return existing
-            raise ProviderRejected(_message(error)) from error
+            raise _refused(error) from error
         return _to_provider_domain(created)
 
     async def get(self, domain_id: str) -> ProviderDomain | None:
@@ -103,7 +124,7 @@ class AgentMailProvider:
         except ApiError as error:
             if error.status_code == 404:
                 return None
-            raise ProviderRejected(_message(error)) from error
+            raise _refused(error) from error
         return _to_provider_domain(found)
 
     async def verify(self, domain_id: str) -> None:
@@ -112,7 +133,7 @@ class AgentMailProvider:
                 lambda: self._client.domains.verify(domain_id, request_options=_NO_SDK_RETRIES)
             )
         except ApiError as error:
-            raise ProviderRejected(_message(error)) from error
+            raise _refused(error) from error
 
     async def delete(self, domain_id: str) -> None:
         try:
@@ -121,7 +142,7 @@ class AgentMailProvider:
             )
         except ApiError as error:
             if error.status_code != 404:
-                raise ProviderRejected(_message(error)) from error
+                raise _refused(error) from error
 
     async def close(self) -> None:
         await self._http.aclose()

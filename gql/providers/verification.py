@@ -20,6 +20,15 @@ class ProviderUnavailable(DomainError):
         return {"code": self.graphql_code, "retryAfter": self.retry_after}
 
 
+class ProviderMisconfigured(ProviderUnavailable):
+    """The provider refused the gateway itself (a bad or revoked API key, a missing permission):
+    no answer until the operator fixes the configuration; the caller did nothing wrong."""
+
+    rest_code = "provider_misconfigured"
+    graphql_code = "PROVIDER_MISCONFIGURED"
+    retry_after = 300
+
+
 class ProviderRejected(DomainError):
     """The provider refused the request for a reason the caller can fix (e.g. a bad name)."""
 

@@ -6,7 +6,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from gql.db.engine import Database, driver_dsn
-from gql.jobs import QUEUE, JobQueue
+from gql.db.queue import QUEUE
+from gql.jobs import JobQueue
 from gql.providers.agentmail import AgentMailProvider
 from gql.providers.cloudflare import CloudflareDns
 from gql.providers.sandbox import SandboxProvider
@@ -18,7 +19,9 @@ from gql.services.domains import DomainService
 from gql.services.events import EventService
 from gql.services.lifecycle import LifecycleService
 from gql.services.notifications import EventHub
+from gql.services.poller import Poller
 from gql.services.seed import SeedService
+from gql.services.state_writer import StateWriter
 from gql.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -55,6 +58,7 @@ class Services:
     dns: DnsService
     domains: DomainService
     lifecycle: LifecycleService
+    poller: Poller
     api_keys: ApiKeyService
     access: AccessService
     seed: SeedService
@@ -82,13 +86,25 @@ async def open_services(url: str, settings: Settings) -> AsyncIterator[Services]
         api_keys = ApiKeyService(db)
         events = EventService(db, EventHub(db, driver_dsn(url), settings), settings)
         events.register_pruning(jobs.app, queue=QUEUE)
+        lifecycle_settings = _lifecycle_settings(settings)
+        writer = StateWriter(db, lifecycle_settings)
+        lifecycle = LifecycleService(db, provider, dns, writer, lifecycle_settings)
+        poller = Poller(db, provider, writer)
+        jobs.handle_with(
+            check=lambda domain_id, attempt, job_id: poller.check(
+                domain_id, attempt, job_id=job_id
+            ),
+            cleanup=lifecycle.cleanup_provider,
+            sweep=poller.sweep,
+        )
         services = Services(
             db=db,
             jobs=jobs,
             provider=provider,
             dns=dns,
-            domains=DomainService(db),
-            lifecycle=LifecycleService(db, provider, dns, jobs, _lifecycle_settings(settings)),
+            domains=DomainService(db, writer),
+            lifecycle=lifecycle,
+            poller=poller,
             api_keys=api_keys,
             access=AccessService(settings, api_keys, RateLimiter(settings)),
             seed=SeedService(db),

@@ -3,7 +3,7 @@
 import base64
 import binascii
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from gql.db import domains as repo
 from gql.db.engine import Database
@@ -13,11 +13,12 @@ from gql.models import (
     Cursor,
     DomainPage,
     DomainRecord,
-    EventCause,
     Principal,
     Status,
 )
-from gql.services.events import change_by, write_domain
+from gql.services.events import actor_of
+from gql.services.state_writer import StateWriter
+from gql.services.transitions import VERIFIED_ONLY_BY_PROVIDER, Cause, Event
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 50
@@ -27,11 +28,7 @@ _ALLOWED = ", ".join(s.value for s in OVERRIDABLE_STATUSES)
 def parse_override_status(value: object) -> Status:
     """The status a client asked to set, or `InvalidInput` saying what is allowed."""
     if value == Status.VERIFIED.value:
-        raise InvalidInput(
-            "`verified` cannot be set by a status override: only the provider's verification "
-            "can mark a domain verified. Trigger it with the verify operation "
-            "(verifyEmailDomain) instead, or send one of: " + _ALLOWED + "."
-        )
+        raise InvalidInput(VERIFIED_ONLY_BY_PROVIDER)
     if not isinstance(value, str) or value not in {s.value for s in OVERRIDABLE_STATUSES}:
         raise InvalidInput(f"`status` must be one of: {_ALLOWED}.")
     return Status(value)
@@ -43,34 +40,33 @@ def encode_cursor(record: DomainRecord) -> str:
 
 
 def decode_cursor(cursor: str) -> Cursor:
-    """The position a cursor from `encode_cursor` names, or `InvalidInput` for anything else
-    (including a forged one whose time cannot be moved to UTC, such as year 1 at +23:59)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created_at, domain_id = raw.split("|")
-        moment = datetime.fromisoformat(created_at)
-        if moment.tzinfo is None:
-            raise ValueError("a cursor's time has an offset")
-        parsed = Cursor(created_at=moment.astimezone(UTC), id=uuid.UUID(domain_id))
-    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
+        parsed = Cursor(created_at=datetime.fromisoformat(created_at), id=uuid.UUID(domain_id))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput(
             "`after` is not a cursor from this API: pass an `endCursor` or `cursor` "
             "returned by emailDomains, or omit it to start from the newest domain."
         ) from None
+    if parsed.created_at.tzinfo is None:
+        raise InvalidInput("`after` is not a cursor from this API.")
     return parsed
 
 
 class DomainService:
-    """Owner-scoped reads (one round trip each) and the status override, written in one
-    transaction with its event."""
+    """Owner-scoped reads, and the status override through the state machine."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, writer: StateWriter) -> None:
         self._db = db
+        self._writer = writer
 
     async def find(self, principal: Principal, domain_id: uuid.UUID) -> DomainRecord | None:
         """The caller's domain, or None when it does not exist or belongs to someone else."""
         async with self._db.connect() as conn:
-            return await repo.get_owned(conn, domain_id=domain_id, user_id=principal.user_id)
+            return await repo.get_by_id_and_owner(
+                conn, domain_id=domain_id, user_id=principal.user_id
+            )
 
     async def list_page(
         self,
@@ -102,17 +98,14 @@ class DomainService:
 
         `verified` is refused; setting the current status is a no-op that returns the row with
         `updated_at` unchanged; a change moves `updated_at` forward and keeps `verified_at`.
+        An override to `verifying` opens a new window and queues a check; one away from it
+        drops the queued check.
         """
-        if status is Status.VERIFIED:
-            parse_override_status(status.value)
-        record = await write_domain(
-            self._db,
-            domain_id,
-            change_by(principal, EventCause.OVERRIDE),
-            lambda conn: repo.set_status(
-                conn, domain_id=domain_id, user_id=principal.user_id, status=status
-            ),
+        applied = await self._writer.apply(
+            Event(Cause.OVERRIDE, target=status, actor=actor_of(principal)),
+            domain_id=domain_id,
+            owner_id=principal.user_id,
         )
-        if record is None:
+        if applied.record is None:
             raise NotFound(f"No email domain with id {domain_id} was found for this account.")
-        return record
+        return applied.record

@@ -4,7 +4,7 @@ import base64
 import binascii
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -15,7 +15,6 @@ from gql.db import events as repo
 from gql.db.engine import Database
 from gql.errors import DomainError, InvalidInput, NotFound
 from gql.models import (
-    SYSTEM_ACTOR,
     Change,
     DomainEvent,
     DomainRecord,
@@ -25,6 +24,7 @@ from gql.models import (
     Principal,
 )
 from gql.services.notifications import EventHub
+from gql.services.transitions import Cause, Event
 from gql.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -35,14 +35,30 @@ _CATCH_UP_PAGE = 100
 _PRUNE_BATCH = 10_000
 
 
-def change_by(principal: Principal, cause: EventCause) -> Change:
-    """A change made by an API caller: the API key or session behind the call is the actor."""
-    return Change(cause, principal.actor or f"user:{principal.user_id}")
+def actor_of(principal: Principal) -> str:
+    """Who an event names as the actor: the API key or session behind the call."""
+    return principal.actor or f"user:{principal.user_id}"
 
 
-def system_change(cause: EventCause) -> Change:
-    """A change the gateway makes on its own (the poller, the verification window)."""
-    return Change(cause, SYSTEM_ACTOR)
+# The state machine's causes, as events name them: a refused trigger is part of the verify,
+# the sweeper's repair part of the poller's work.
+_EVENT_CAUSES = {
+    Cause.CREATE: EventCause.CREATE,
+    Cause.OVERRIDE: EventCause.OVERRIDE,
+    Cause.VERIFY: EventCause.VERIFY,
+    Cause.VERIFY_REFUSED: EventCause.VERIFY,
+    Cause.POLL: EventCause.POLL,
+    Cause.SYNC: EventCause.SYNC,
+    Cause.POLLER: EventCause.POLLER,
+    Cause.SWEEP: EventCause.POLLER,
+    Cause.TIMEOUT: EventCause.TIMEOUT,
+    Cause.DELETE: EventCause.DELETE,
+}
+
+
+def change_for(event: Event) -> Change:
+    """The cause and actor a state-machine event's change is recorded with."""
+    return Change(_EVENT_CAUSES[event.cause], event.actor)
 
 
 def _kind(before: DomainRecord | None, after: DomainRecord | None) -> EventKind | None:
@@ -88,24 +104,6 @@ async def record_change(
         actor=change.actor,
         request_id=change.request_id,
     )
-
-
-async def write_domain(
-    db: Database,
-    domain_id: uuid.UUID,
-    change: Change,
-    write: Callable[[asyncpg.Connection], Awaitable[DomainRecord | None]],
-) -> DomainRecord | None:
-    """Run one write of an existing domain and record its event, in one transaction.
-
-    A write that finds no row (gone, or not the caller's) wrote nothing and records nothing.
-    """
-    async with db.transaction() as conn:
-        before = await domains_repo.lock_by_id(conn, domain_id=domain_id)
-        after = await write(conn)
-        if after is not None:
-            await record_change(conn, before=before, after=after, change=change)
-    return after
 
 
 class SubscriberTooSlow(DomainError):
@@ -196,7 +194,7 @@ class EventService:
         """
         if domain_id is not None:
             async with self._db.connect() as conn:
-                owned = await domains_repo.get_owned(
+                owned = await domains_repo.get_by_id_and_owner(
                     conn, domain_id=domain_id, user_id=principal.user_id
                 )
             if owned is None:

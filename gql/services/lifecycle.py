@@ -1,18 +1,18 @@
-"""The domain lifecycle: create, verify, poll, sync and delete through the providers."""
+"""The domain lifecycle at the caller's request: create, verify, sync and delete.
+
+Every status change goes through `StateWriter.apply` (the state machine); this module decides
+which provider calls to make and what to answer.
+"""
 
 import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-
-import asyncpg
 
 from gql.db import domains as repo
 from gql.db.engine import Database
-from gql.errors import Conflict, NotFound
-from gql.jobs import JobQueue
-from gql.models import Change, DomainRecord, EventCause, Principal, Status
+from gql.errors import Conflict, DomainError, NotFound
+from gql.models import DomainRecord, Principal
 from gql.providers.verification import (
     ProviderDomain,
     ProviderRejected,
@@ -20,9 +20,10 @@ from gql.providers.verification import (
     VerificationProvider,
 )
 from gql.services.dns import DnsService
-from gql.services.events import change_by, record_change, system_change, write_domain
+from gql.services.events import actor_of
 from gql.services.names import normalise_domain
-from gql.services.status_mapping import map_provider_status
+from gql.services.state_writer import Applied, StateWriter
+from gql.services.transitions import Answer, Cause, Event
 from gql.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,10 @@ _TAKEN = (
     "Another account has already verified {name}; the first account to verify a domain keeps "
     "it. Ask that account to delete it, or use another domain."
 )
-_RETRY_LOCKED_SECONDS = 30
+_LIMIT = (
+    "This account already has {count} domains, the most one account may have "
+    "(MAX_DOMAINS_PER_ACCOUNT = {limit}). Delete a domain you no longer use, then add {name}."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,79 +48,36 @@ class SyncResult:
         return bool(self.failed_ids)
 
 
+def answer_of(live: ProviderDomain) -> Answer:
+    return Answer(status=live.status, reason=live.reason, records=live.records)
+
+
 def _client_id(user_id: uuid.UUID, domain: str) -> str:
     # Stable per (user, name): a retried create replays at the provider instead of duplicating.
     return str(uuid.uuid5(user_id, domain))
 
 
+def _not_found(domain_id: uuid.UUID) -> NotFound:
+    return NotFound(f"No email domain with id {domain_id} was found for this account.")
+
+
 class LifecycleService:
-    """Every step that talks to the verification provider."""
+    """Every step a caller asks for that talks to the verification provider."""
 
     def __init__(
         self,
         db: Database,
         provider: VerificationProvider,
         dns: DnsService,
-        jobs: JobQueue,
+        writer: StateWriter,
         settings: Settings,
     ) -> None:
         self._db = db
         self._provider = provider
         self._dns = dns
-        self._jobs = jobs
-        self._schedule = [m * 60 for m in settings.poll_schedule_minutes]
-        self._window = timedelta(minutes=settings.poll_window_minutes)
-        jobs.handle_with(check=self.check, cleanup=self.cleanup_provider)
-
-    async def _owned(self, principal: Principal, domain_id: uuid.UUID) -> DomainRecord:
-        async with self._db.connect() as conn:
-            record = await repo.get_owned(conn, domain_id=domain_id, user_id=principal.user_id)
-        if record is None:
-            raise NotFound(f"No email domain with id {domain_id} was found for this account.")
-        return record
-
-    async def _store(
-        self, record: DomainRecord, live: ProviderDomain, *, verifying: bool, change: Change
-    ) -> DomainRecord:
-        status = map_provider_status(
-            live.status, live.reason, current=record.status, verifying=verifying
-        )
-        try:
-            stored = await write_domain(
-                self._db,
-                record.id,
-                change,
-                lambda conn: repo.apply_check(
-                    conn,
-                    domain_id=record.id,
-                    status=status,
-                    reason=live.reason,
-                    records=live.records,
-                ),
-            )
-        except asyncpg.UniqueViolationError:
-            stored = await write_domain(
-                self._db,
-                record.id,
-                change,
-                lambda conn: repo.apply_check(
-                    conn,
-                    domain_id=record.id,
-                    status=Status.FAILED,
-                    reason="verified_by_another_account",
-                    records=live.records,
-                ),
-            )
-            if stored is not None:
-                await self._jobs.cancel_checks(record.id)
-            raise Conflict(_TAKEN.format(name=record.domain)) from None
-        if stored is None:
-            raise NotFound(f"Email domain {record.id} was deleted meanwhile.")
-        return stored
-
-    async def _schedule_first_check(self, record: DomainRecord) -> None:
-        if record.status is Status.VERIFYING:
-            await self._jobs.schedule_check(record.id, attempt=0, delay_seconds=self._schedule[0])
+        self._writer = writer
+        self._max_domains = settings.max_domains_per_account
+        self._concurrency = settings.provider_concurrency
 
     async def create(self, principal: Principal, raw_name: str) -> DomainRecord:
         """Add a sending domain: at the provider, stored with its records, then verified.
@@ -125,92 +86,97 @@ class LifecycleService:
         """
         name = normalise_domain(raw_name)
         async with self._db.connect() as conn:
-            existing = await repo.get_by_name(conn, user_id=principal.user_id, domain=name)
+            existing = await repo.get_by_name_and_owner(
+                conn, user_id=principal.user_id, domain=name
+            )
             if existing is not None:
                 return existing
             if await repo.verified_by_another_user(conn, user_id=principal.user_id, domain=name):
                 raise Conflict(_TAKEN.format(name=name))
+            count = await repo.count(conn, user_id=principal.user_id, status=None)
+        if count >= self._max_domains:
+            raise Conflict(_LIMIT.format(count=count, limit=self._max_domains, name=name))
         live = await self._provider.create(name, client_id=_client_id(principal.user_id, name))
-        change = change_by(principal, EventCause.CREATE)
-        async with self._db.transaction() as conn:
-            record = await repo.insert_one(
-                conn,
-                user_id=principal.user_id,
-                domain=name,
-                agentmail_domain_id=live.domain_id,
-                status=Status.PENDING,
-                reason=live.reason,
-                records=live.records,
-            )
-            if record is None:  # a concurrent create of the same name won
-                record = await repo.get_by_name(conn, user_id=principal.user_id, domain=name)
-                assert record is not None
-                return record
-            await record_change(conn, before=None, after=record, change=change)
-        await self._dns.publish(record)
-        try:
-            return await self._trigger(principal, record, change)
-        except (ProviderUnavailable, ProviderRejected):
-            # The domain exists at the provider and its records are stored: the create is
-            # finished, only its verification did not start. It stays pending, to be verified
-            # again; creating it again returns it.
-            pending = await write_domain(
-                self._db,
-                record.id,
-                change,
-                lambda conn: repo.apply_check(
-                    conn,
-                    domain_id=record.id,
-                    status=Status.PENDING,
-                    reason="verification_not_started",
-                    records=None,
-                ),
-            )
-            assert pending is not None
-            return pending
-
-    async def _trigger(
-        self, principal: Principal, record: DomainRecord, change: Change
-    ) -> DomainRecord:
-        """Pre-mark verifying, ask the provider to re-check, store its answer, keep polling.
-
-        If the provider cannot be asked, the domain is put back as it was and the error raised.
-        """
-        started = await write_domain(
-            self._db,
-            record.id,
-            change,
-            lambda conn: repo.start_verification(
-                conn, domain_id=record.id, user_id=principal.user_id
-            ),
+        record = await self._writer.create(
+            Event(Cause.CREATE, answer=answer_of(live), actor=actor_of(principal)),
+            user_id=principal.user_id,
+            domain=name,
+            agentmail_domain_id=live.domain_id,
         )
-        if started is None:
+        if record is None:  # a concurrent create of the same name won
+            async with self._db.connect() as conn:
+                record = await repo.get_by_name_and_owner(
+                    conn, user_id=principal.user_id, domain=name
+                )
+            if record is None:
+                raise NotFound(f"{name} was deleted while it was being added; add it again.")
+            return record
+        await self._dns.publish(record)
+        return await self._trigger(record, creating=True, actor=actor_of(principal))
+
+    async def _apply(
+        self, event: Event, record: DomainRecord, *, seen: DomainRecord | None = None
+    ) -> Applied:
+        applied = await self._writer.apply(
+            event, domain_id=record.id, owner_id=record.user_id, seen=seen
+        )
+        if applied.record is None:
             raise NotFound(f"Email domain {record.id} was deleted meanwhile.")
+        return applied
+
+    async def _trigger(self, record: DomainRecord, *, creating: bool, actor: str) -> DomainRecord:
+        """Mark verifying (a new window, a check queued, in one transaction), ask the provider
+        to re-check, and store what it says.
+
+        When the provider refuses, the domain is `pending` (verification_not_started) and the
+        refusal is raised. When it cannot be asked, a trigger stays `verifying` with its check
+        queued and says so; a create answers `pending`, to be verified again.
+        """
+        started = (await self._apply(Event(Cause.VERIFY, actor=actor), record)).record
+        assert started is not None
         provider_id = started.agentmail_domain_id or started.domain
         try:
             await self._provider.verify(provider_id)
+        except (ProviderRejected, ProviderUnavailable) as error:
+            if creating or isinstance(error, ProviderRejected):
+                refused = (
+                    await self._apply(Event(Cause.VERIFY_REFUSED, actor=actor), started)
+                ).record
+                assert refused is not None
+                if creating:
+                    # The domain exists at the provider and its records are stored: the create
+                    # is finished, only its verification did not start.
+                    return refused
+                raise
+            raise ProviderUnavailable(
+                f"{error.message} The domain stays verifying: it is checked again in the "
+                "background, or trigger the verification again later."
+            ) from error
+        try:
             live = await self._provider.get(provider_id)
-        except (ProviderUnavailable, ProviderRejected):
-            await write_domain(
-                self._db,
-                record.id,
-                change,
-                lambda conn: repo.apply_check(
-                    conn,
-                    domain_id=record.id,
-                    status=record.status,
-                    reason=record.status_reason,
-                    records=None,
-                ),
+        except ProviderUnavailable as error:
+            # The verification was triggered; the queued check reads its outcome.
+            logger.warning("reading %s after its verify failed: %s", provider_id, error.message)
+            return started
+        if live is None:
+            return started
+        return await self._store(Event(Cause.VERIFY, answer=answer_of(live), actor=actor), started)
+
+    async def _store(self, event: Event, record: DomainRecord) -> DomainRecord:
+        applied = await self._apply(event, record, seen=record)
+        if applied.taken:
+            raise Conflict(_TAKEN.format(name=record.domain))
+        assert applied.record is not None
+        return applied.record
+
+    async def _owned(self, principal: Principal, domain_id: uuid.UUID) -> DomainRecord:
+        async with self._db.connect() as conn:
+            record = await repo.get_by_id_and_owner(
+                conn, domain_id=domain_id, user_id=principal.user_id
             )
-            raise
-        stored = (
-            started
-            if live is None
-            else await self._store(started, live, verifying=True, change=change)
-        )
-        await self._schedule_first_check(stored)
-        return stored
+        if record is None:
+            raise _not_found(domain_id)
+        return record
 
     async def verify(
         self, principal: Principal, domain_id: uuid.UUID, *, poll: bool
@@ -219,113 +185,56 @@ class LifecycleService:
         status and records, and keep the poller going. Poll: only read the live status."""
         record = await self._owned(principal, domain_id)
         if not poll:
-            return await self._trigger(principal, record, change_by(principal, EventCause.VERIFY))
+            return await self._trigger(record, creating=False, actor=actor_of(principal))
         live = await self._provider.get(record.agentmail_domain_id or record.domain)
         if live is None:
             return record
         return await self._store(
-            record,
-            live,
-            verifying=record.status is Status.VERIFYING,
-            change=change_by(principal, EventCause.POLL),
+            Event(Cause.POLL, answer=answer_of(live), actor=actor_of(principal)), record
         )
 
-    async def check(self, domain_id: uuid.UUID, attempt: int) -> None:
-        """One poller step for a verifying domain; schedules the next one while needed.
-
-        The next check is queued after this one's transaction ends, so it never finds the
-        domain's lock still held by its predecessor.
-        """
-        async with self._db.transaction() as conn:
-            if await repo.try_lock(conn, domain_id=domain_id):
-                next_attempt, delay = (
-                    attempt + 1,
-                    await self._check_locked(conn, domain_id, attempt),
-                )
-            else:
-                next_attempt, delay = attempt, _RETRY_LOCKED_SECONDS
-        if delay is not None:
-            await self._jobs.schedule_check(domain_id, attempt=next_attempt, delay_seconds=delay)
-
-    async def _check_locked(
-        self, conn: asyncpg.Connection, domain_id: uuid.UUID, attempt: int
-    ) -> float | None:
-        """Ask the provider and store its answer; the delay before the next check, if any."""
-        record = await repo.get_by_id(conn, domain_id=domain_id)
-        if record is None or record.status is not Status.VERIFYING:
-            return None
-        started = record.verification_started_at or record.updated_at
-        deadline = started + self._window
-        if datetime.now(UTC) >= deadline:
-            failed = await repo.apply_check(
-                conn,
-                domain_id=domain_id,
-                status=Status.FAILED,
-                reason="verification_timeout",
-                records=None,
-            )
-            await record_change(
-                conn, before=record, after=failed, change=system_change(EventCause.TIMEOUT)
-            )
-            logger.info("domain %s not verified within the window: failed", domain_id)
-            return None
-        try:
-            live = await self._provider.get(record.agentmail_domain_id or record.domain)
-        except (ProviderUnavailable, ProviderRejected) as error:
-            logger.warning("check of domain %s got no answer: %s", domain_id, error.message)
-            live = None
-        if live is not None:
-            try:
-                record = await self._store(
-                    record, live, verifying=True, change=system_change(EventCause.POLLER)
-                )
-            except Conflict:
-                return None
-        if record.status is not Status.VERIFYING:
-            return None
-        step = self._schedule[min(attempt + 1, len(self._schedule) - 1)]
-        remaining = (deadline - datetime.now(UTC)).total_seconds()
-        return max(0.0, min(step, remaining))
-
     async def sync(self, principal: Principal, records: tuple[DomainRecord, ...]) -> SyncResult:
-        """Refresh listed domains from the provider; a failure keeps that row's cached status."""
-        change = change_by(principal, EventCause.SYNC)
+        """Refresh listed domains from the provider, a few at a time.
+
+        Any failure for one domain (the provider, the database) keeps that row as it was and
+        lists its id as failed; the others are refreshed.
+        """
+        bound = asyncio.Semaphore(self._concurrency)
 
         async def refresh(record: DomainRecord) -> DomainRecord | None:
-            try:
-                live = await self._provider.get(record.agentmail_domain_id or record.domain)
-                if live is None:
-                    return record
-                return await self._store(
-                    record, live, verifying=record.status is Status.VERIFYING, change=change
-                )
-            except (ProviderUnavailable, Conflict, NotFound) as error:
-                logger.warning("sync of domain %s failed: %s", record.id, error)
-                return None
+            async with bound:
+                try:
+                    live = await self._provider.get(record.agentmail_domain_id or record.domain)
+                    if live is None:
+                        return record
+                    applied = await self._writer.apply(
+                        Event(Cause.SYNC, answer=answer_of(live), actor=actor_of(principal)),
+                        domain_id=record.id,
+                        owner_id=record.user_id,
+                        seen=record,
+                    )
+                except DomainError as error:
+                    logger.warning("sync of domain %s failed: %s", record.id, error.message)
+                    return None
+                return applied.record
 
         refreshed = await asyncio.gather(*(refresh(r) for r in records))
+        pairs = list(zip(refreshed, records, strict=True))
         return SyncResult(
-            records=tuple(new or old for new, old in zip(refreshed, records, strict=True)),
-            failed_ids=tuple(
-                old.id for new, old in zip(refreshed, records, strict=True) if new is None
-            ),
+            records=tuple(new or old for new, old in pairs),
+            failed_ids=tuple(old.id for new, old in pairs if new is None),
         )
 
     async def delete(self, principal: Principal, domain_id: uuid.UUID) -> DomainRecord:
-        """Remove the row now; provider clean-up is best effort (logged, safe to retry)."""
-        async with self._db.transaction() as conn:
-            record = await repo.delete_owned(conn, domain_id=domain_id, user_id=principal.user_id)
-            await record_change(
-                conn,
-                before=record,
-                after=None,
-                change=change_by(principal, EventCause.DELETE),
-            )
-        if record is None:
-            raise NotFound(f"No email domain with id {domain_id} was found for this account.")
-        await self._jobs.cancel_checks(domain_id)
-        await self._jobs.schedule_cleanup(record.agentmail_domain_id or record.domain)
-        return record
+        """Remove the row, drop its checks and queue the provider clean-up, in one transaction."""
+        applied = await self._writer.apply(
+            Event(Cause.DELETE, actor=actor_of(principal)),
+            domain_id=domain_id,
+            owner_id=principal.user_id,
+        )
+        if applied.record is None:
+            raise _not_found(domain_id)
+        return applied.record
 
     async def cleanup_provider(self, provider_domain_id: str) -> None:
         """Delete the domain at the provider unless another account still uses it."""

@@ -1,41 +1,39 @@
-"""How the provider's statuses map to ours.
+"""What the provider's answer means for a verification, before the state machine applies it.
 
-- VERIFIED: verified.
-- FAILED with a `*_temporary_failure` reason: unchanged (transient; the provider retries).
-- FAILED with any other reason: failed.
-- VERIFYING or PENDING: verifying.
-- NOT_STARTED or INVALID: verifying while a verification is running (DNS may still be
-  propagating; the poller's window decides), otherwise pending (the owner must publish or fix
-  the records, then verify).
-- Anything unknown: unchanged.
+- VERIFIED: the provider confirms the domain.
+- FAILED with a `*_temporary_failure` reason: still running (transient; the provider retries).
+- FAILED with any other reason: failed (terminal until the owner fixes the records and verifies
+  again).
+- VERIFYING or PENDING: still running.
+- NOT_STARTED or INVALID: the records are missing or wrong; nothing runs at the provider.
+- Anything else: unknown, and an unknown answer never changes a stored status.
 
-Only a definite answer changes a stored status. A verified domain is never moved back to
-verifying: the provider's checker flickers through VERIFYING/PENDING when a verification is
-re-triggered, and that is not a verdict. FAILED (terminal), or INVALID/NOT_STARTED outside a
-running verification, do demote it.
+`gql.services.transitions` decides what each verdict does to a stored row (a read never starts
+a verification, a verified domain is not demoted by the checker flickering, ...).
 """
 
-from gql.models import Status
+import enum
 
 _TRANSIENT_SUFFIX = "_temporary_failure"
 
 
-def map_provider_status(
-    provider_status: str, reason: str | None, *, current: Status, verifying: bool
-) -> Status | None:
-    """Our status for the provider's answer, or None to keep the stored one."""
-    reason = reason or ""
-    mapped: Status | None
+class Verdict(enum.Enum):
+    VERIFIED = "verified"
+    FAILED = "failed"
+    RUNNING = "running"
+    NOT_STARTED = "not_started"
+    UNKNOWN = "unknown"
+
+
+def provider_verdict(provider_status: str, reason: str | None) -> Verdict:
+    """What a provider status (and its reason) says about the verification."""
     if provider_status == "VERIFIED":
-        mapped = Status.VERIFIED
-    elif provider_status == "FAILED":
-        mapped = None if reason.endswith(_TRANSIENT_SUFFIX) else Status.FAILED
-    elif provider_status in ("VERIFYING", "PENDING"):
-        mapped = Status.VERIFYING
-    elif provider_status in ("NOT_STARTED", "INVALID"):
-        mapped = Status.VERIFYING if verifying else Status.PENDING
-    else:
-        mapped = None
-    if current is Status.VERIFIED and mapped is Status.VERIFYING:
-        return None
-    return mapped
+        return Verdict.VERIFIED
+    if provider_status == "FAILED":
+        transient = (reason or "").endswith(_TRANSIENT_SUFFIX)
+        return Verdict.RUNNING if transient else Verdict.FAILED
+    if provider_status in ("VERIFYING", "PENDING"):
+        return Verdict.RUNNING
+    if provider_status in ("NOT_STARTED", "INVALID"):
+        return Verdict.NOT_STARTED
+    return Verdict.UNKNOWN
