@@ -169,6 +169,13 @@ async def test_every_cause_records_its_event_with_the_change(
     await gateway.graphql(SYNC, by_session)
     agentmail.set_status(name, "VERIFIED")
     await gateway.run_jobs(db, domain_id)
+    # The domain as it stands is the one its last event carries: no change went unrecorded.
+    async with db.connect() as conn:
+        updated_at = await conn.fetchval(
+            "SELECT updated_at FROM email_domains WHERE id = $1", uuid.UUID(domain_id)
+        )
+    last = (await events_of(db, domain_id))[-1]
+    assert last["domain"]["updated_at"] == updated_at.isoformat()
     await gateway.graphql(DELETE, by_session, id=domain_id)
 
     events = await events_of(db, domain_id)

@@ -66,11 +66,16 @@ def _kind(before: DomainRecord | None, after: DomainRecord | None) -> EventKind 
         return None if after is None else EventKind.CREATED
     if after is None:
         return EventKind.DELETED
-    if (before.status, before.status_reason) != (after.status, after.status_reason):
+    if (before.status, before.status_reason, before.verified_at) != (
+        after.status,
+        after.status_reason,
+        after.verified_at,
+    ):
         return EventKind.STATUS_CHANGED
     if before.dns_records != after.dns_records:
         return EventKind.RECORDS_CHANGED
-    return None
+    # Anything else a caller sees moves `updated_at`: it is recorded too.
+    return EventKind.STATUS_CHANGED if before.updated_at != after.updated_at else None
 
 
 async def record_change(
