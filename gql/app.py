@@ -136,20 +136,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if services.sandbox:
                 logger.warning(SANDBOX_NOTICE)
             await _report_schema(services)
+            await services.events.hub.start()
             worker = asyncio.create_task(services.worker.run()) if settings.worker else None
             try:
                 yield
             finally:
+                await services.events.hub.stop()
                 if worker is not None:
                     services.worker.stop()
                     await worker
                 process_exiting()
 
-    graphql = GatewayGraphQL(
-        build_schema(settings),
-        graphql_ide="graphiql" if settings.graphiql else None,
-        allowed_origins=settings.cors_origins,
-    )
+    graphql = GatewayGraphQL(build_schema(settings), settings)
     middleware = [
         Middleware(ObservabilityMiddleware, access_log=settings.access_log),
         # Host names this gateway answers for (ALLOWED_HOSTS); never a redirect to another.

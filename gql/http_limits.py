@@ -22,7 +22,9 @@ class RequestTimeLimit:
     The work in flight is cancelled; every write commits with the jobs it implies or not at
     all, so nothing is left half-written. Provider calls inside the request spend its budget
     (time left, `provider_calls` calls, `provider_concurrency` at a time), so they give up
-    before the limit and the request can answer. WebSockets are not limited.
+    before the limit and the request can answer. WebSockets and event streams (SSE
+    subscriptions, which last as long as the client wants) are not limited once their
+    response has started.
     """
 
     def __init__(
@@ -48,7 +50,13 @@ class RequestTimeLimit:
 
         async def send_tracking(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                if any(
+                    name.lower() == b"content-type" and value.startswith(b"text/event-stream")
+                    for name, value in message.get("headers", [])
+                ):
+                    limit.reschedule(None)
             await send(message)
 
         limit = asyncio.timeout(self.seconds)

@@ -22,6 +22,7 @@ class DnsRecord:
     name: str
     value: str
     priority: int | None
+    status: str | None = None  # VALID | MISSING | INVALID, as the provider last reported it
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +73,60 @@ class Principal:
 
     user_id: uuid.UUID
     via: str
+    actor: str | None = None  # "api_key:<key id>" or "session:<subject>"; recorded in events
+
+
+class EventKind(enum.StrEnum):
+    CREATED = "created"
+    STATUS_CHANGED = "status_changed"
+    RECORDS_CHANGED = "records_changed"
+    DELETED = "deleted"
+
+
+class EventCause(enum.StrEnum):
+    """What made a domain change."""
+
+    CREATE = "create"
+    OVERRIDE = "override"
+    VERIFY = "verify"
+    POLL = "poll"
+    SYNC = "sync"
+    POLLER = "poller"
+    TIMEOUT = "timeout"
+    DELETE = "delete"
+
+
+SYSTEM_ACTOR = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Why a write happens and on whose behalf: the cause and actor of the events it records."""
+
+    cause: EventCause
+    actor: str
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    """One stored change of a domain, with the domain as it was right after it."""
+
+    id: int
+    domain_id: uuid.UUID
+    user_id: uuid.UUID
+    kind: EventKind
+    from_status: Status | None
+    to_status: Status | None
+    reason: str | None
+    cause: EventCause
+    actor: str
+    request_id: str | None
+    created_at: datetime
+    domain: DomainRecord
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    events: tuple[DomainEvent, ...]
+    has_next_page: bool

@@ -113,6 +113,13 @@ class Settings(BaseSettings):
         default=0, ge=0, description="Operations per batched request; 0 turns batching off."
     )
     cors_origins: list[str] = []
+    # Live status: how long domain events are kept, and the limits of subscriptions.
+    event_retention_days: float = Field(default=90, gt=0)
+    subscription_keepalive_seconds: float = Field(default=15, gt=0)
+    subscription_max_per_connection: int = Field(default=10, ge=1)
+    subscription_max_connections_per_user: int = Field(default=20, ge=1)
+    subscription_queue_size: int = Field(default=100, ge=1)
+    event_listener_max_backoff_seconds: float = Field(default=10, gt=0)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

@@ -20,8 +20,10 @@ _INSERT = compile_statement(
     )
     .returning(*_INFO_COLUMNS)
 )
-_ACTIVE_USER = compile_statement(
-    sa.select(t.c.user_id).where(t.c.key_hash == sa.bindparam("hash"), t.c.revoked_at.is_(None))
+_ACTIVE_KEY = compile_statement(
+    sa.select(t.c.user_id, t.c.id).where(
+        t.c.key_hash == sa.bindparam("hash"), t.c.revoked_at.is_(None)
+    )
 )
 _LIST = compile_statement(
     sa.select(*_INFO_COLUMNS)
@@ -55,9 +57,12 @@ async def insert(
     return _info(row)
 
 
-async def active_user(conn: asyncpg.Connection, *, key_hash: str) -> uuid.UUID | None:
-    row = await _ACTIVE_USER.fetchrow(conn, hash=key_hash)
-    return None if row is None else row["user_id"]
+async def active_key(
+    conn: asyncpg.Connection, *, key_hash: str
+) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """The owner and id of an active key."""
+    row = await _ACTIVE_KEY.fetchrow(conn, hash=key_hash)
+    return None if row is None else (row["user_id"], row["id"])
 
 
 async def list_for_user(conn: asyncpg.Connection, *, user_id: uuid.UUID) -> list[ApiKeyInfo]:

@@ -29,12 +29,13 @@ def _dns_records(raw: Iterable[Mapping[str, Any]]) -> tuple[DnsRecord, ...]:
             name=str(r["name"]),
             value=str(r["value"]),
             priority=None if r.get("priority") is None else int(r["priority"]),
+            status=None if r.get("status") is None else str(r["status"]),
         )
         for r in raw
     )
 
 
-def to_record(row: asyncpg.Record) -> DomainRecord:
+def to_record(row: asyncpg.Record | Mapping[str, Any]) -> DomainRecord:
     return DomainRecord(
         id=row["id"],
         user_id=row["user_id"],
@@ -199,9 +200,12 @@ async def get_by_name_and_owner(
     return None if row is None else to_record(row)
 
 
-def _records_json(records: Sequence[DnsRecord]) -> list[dict[str, Any]]:
+def dns_records_json(records: Sequence[DnsRecord]) -> list[dict[str, Any]]:
+    """Records as stored; a record's status only when the provider reported one."""
     return [
-        {"type": r.type, "name": r.name, "value": r.value, "priority": r.priority} for r in records
+        {"type": r.type, "name": r.name, "value": r.value, "priority": r.priority}
+        | ({} if r.status is None else {"status": r.status})
+        for r in records
     ]
 
 
@@ -223,7 +227,7 @@ async def insert_one(
         provider_id=agentmail_domain_id,
         new_status=status.value,
         reason=reason,
-        records=_records_json(records),
+        records=dns_records_json(records),
     )
     return None if row is None else to_record(row)
 
@@ -246,7 +250,7 @@ async def compare_and_set(
         expected_version=current.version,
         new_status=new.status.value,
         reason=new.status_reason,
-        records=_records_json(new.dns_records),
+        records=dns_records_json(new.dns_records),
         verified_at=new.verified_at,
         started_at=new.verification_started_at,
         checked_at=new.last_checked_at,

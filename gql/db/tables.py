@@ -107,6 +107,39 @@ class ApiKeyRow(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
 
 
+class DomainEventRow(SQLModel, table=True):
+    """One row per change of a domain; kept after the domain is deleted (no foreign key)."""
+
+    __tablename__ = "domain_events"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "kind IN ('created', 'status_changed', 'records_changed', 'deleted')", name="kind"
+        ),
+        sa.CheckConstraint(
+            "cause IN ('create', 'override', 'verify', 'poll', 'sync', 'poller', 'timeout', "
+            "'delete')",
+            name="cause",
+        ),
+        # A domain's history, newest first; a user's events after an id (subscriptions).
+        sa.Index(None, "domain_id", "id"),
+        sa.Index(None, "user_id", "id"),
+        sa.Index(None, "created_at"),
+    )
+
+    id: int = Field(sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    domain_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, nullable=False))
+    user_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, nullable=False))
+    kind: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    from_status: str | None = Field(default=None, sa_column=sa.Column(sa.String(16)))
+    to_status: str | None = Field(default=None, sa_column=sa.Column(sa.String(16)))
+    reason: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
+    cause: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    actor: str = Field(sa_column=sa.Column(sa.String(128), nullable=False))
+    request_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(128)))
+    created_at: datetime = Field(sa_column=_timestamp(nullable=False))
+    domain: dict[str, Any] = Field(sa_column=sa.Column(JSONB, nullable=False))
+
+
 email_domains: sa.Table = EmailDomainRow.__table__  # type: ignore[attr-defined]
 api_keys: sa.Table = ApiKeyRow.__table__  # type: ignore[attr-defined]
 
@@ -123,6 +156,7 @@ class SandboxDomainRow(SQLModel, table=True):
 
 
 sandbox_domains: sa.Table = SandboxDomainRow.__table__  # type: ignore[attr-defined]
+domain_events: sa.Table = DomainEventRow.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata
 
 

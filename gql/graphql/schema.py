@@ -13,6 +13,7 @@ from strawberry.types import ExecutionContext, Info
 from gql.graphql.context import GatewayContext
 from gql.graphql.limits import validation_rules
 from gql.graphql.pipeline import DocumentCache, GatewayExtension
+from gql.graphql.subscriptions import Subscription
 from gql.graphql.types import (
     DeletedEmailDomain,
     Domain,
@@ -209,6 +210,12 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             {"max_operations": settings.graphql_max_batch} if settings.graphql_max_batch else None
         )
     )
-    schema = GatewaySchema(query=Query, mutation=Mutation, extensions=extensions, config=config)
+    schema = GatewaySchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        config=config,
+    )
     schema.hide_suggestions = not settings.introspection
     return schema

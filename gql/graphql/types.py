@@ -3,6 +3,7 @@
 import enum
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.types import Info
@@ -11,6 +12,9 @@ from gql.graphql.context import GatewayContext
 from gql.models import DnsRecord as DnsRecordValue
 from gql.models import DomainRecord, Status
 from gql.services.dns import PublishedRecords as PublishedRecordsValue
+
+if TYPE_CHECKING:
+    from gql.graphql.events import DomainEventConnection
 
 
 @strawberry.enum(description="Where a domain stands in verification.")
@@ -37,16 +41,40 @@ def to_status(value: DomainStatus | DomainStatusInput) -> Status:
     return Status(value.value)
 
 
+@strawberry.enum(description="What the provider found at a record's name on its last check.")
+class DnsRecordStatus(enum.Enum):
+    VALID = "VALID"
+    MISSING = "MISSING"
+    INVALID = "INVALID"
+
+
 @strawberry.type(description="A DNS record the domain's owner must publish.")
 class DnsRecord:
     type: str = strawberry.field(description="Record type: TXT, CNAME or MX.")
     name: str = strawberry.field(description="Host name the record is published at.")
     value: str = strawberry.field(description="Record content.")
     priority: int | None = strawberry.field(description="MX priority; null for other types.")
+    status: DnsRecordStatus | None = strawberry.field(
+        description=(
+            "The provider's verdict on this record at its last check: VALID, MISSING (nothing "
+            "published at the name) or INVALID (a different value); null before any check."
+        )
+    )
+    checked_at: datetime | None = strawberry.field(
+        description="When the provider last reported this record's status."
+    )
 
     @classmethod
-    def from_value(cls, record: DnsRecordValue) -> "DnsRecord":
-        return cls(type=record.type, name=record.name, value=record.value, priority=record.priority)
+    def from_value(cls, record: DnsRecordValue, checked_at: datetime | None) -> "DnsRecord":
+        status = None if record.status is None else DnsRecordStatus(record.status)
+        return cls(
+            type=record.type,
+            name=record.name,
+            value=record.value,
+            priority=record.priority,
+            status=status,
+            checked_at=None if status is None else checked_at,
+        )
 
 
 @strawberry.type(description="A DNS record as Cloudflare holds it.")
@@ -141,6 +169,23 @@ class Domain:
         value = await info.context.services.dns.published(self.source)
         return PublishedRecords.from_value(value)
 
+    @strawberry.field(
+        description=(
+            "What happened to this domain, newest first (Relay connection; `first` at most "
+            "100): each change with its cause, actor and time, and the domain after it."
+        )
+    )
+    async def status_history(
+        self, info: Info[GatewayContext, None], first: int | None = 20, after: str | None = None
+    ) -> Annotated["DomainEventConnection", strawberry.lazy("gql.graphql.events")]:
+        from gql.graphql.events import DomainEventConnection
+
+        ctx = info.context
+        page = await ctx.services.events.history(
+            await ctx.principal(), self.id, first=first, after=after
+        )
+        return DomainEventConnection.from_page(page)
+
     @classmethod
     def from_record(cls, record: DomainRecord) -> "Domain":
         return cls(
@@ -149,7 +194,9 @@ class Domain:
             domain=record.domain,
             agentmail_domain_id=record.agentmail_domain_id,
             status=DomainStatus(record.status.value),
-            dns_records=[DnsRecord.from_value(r) for r in record.dns_records],
+            dns_records=[
+                DnsRecord.from_value(r, record.last_checked_at) for r in record.dns_records
+            ],
             verified_at=record.verified_at,
             created_at=record.created_at,
             updated_at=record.updated_at,

@@ -1,6 +1,7 @@
 """The Strawberry view mounted on /graphql."""
 
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -11,16 +12,17 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import WebSocketDisconnected
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
-    BaseGraphQLTransportWSHandler,
-    Operation,
-)
+from strawberry.http.streaming import HTTPStreamTransport, SSETransport
+from strawberry.schema.base import BaseSchema
+from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Operation
 from strawberry.types.unset import UNSET, UnsetType
 
 from gql.errors import RateLimited, Unavailable
 from gql.graphql import ide
 from gql.graphql.context import GatewayContext, admit_operation, connect, disconnect
+from gql.graphql.subscriptions import KeepaliveTransportWSHandler
+from gql.settings import Settings
 
 SANDBOX_HEADER = "verification is simulated; set AGENTMAIL_API_KEY to use AgentMail"
 
@@ -39,7 +41,7 @@ class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
             raise WebSocketDisconnected from exc
 
 
-class AdmittingTransportWSHandler(BaseGraphQLTransportWSHandler[GatewayContext, None]):
+class AdmittingTransportWSHandler(KeepaliveTransportWSHandler):
     """Admits each operation like an HTTP request (authenticated, rate-counted) before its
     document is parsed, and stops watching the connection's credentials when it ends."""
 
@@ -61,10 +63,24 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
     websocket_adapter_class = TextFrameWebSocketAdapter
     graphql_transport_ws_handler_class = AdmittingTransportWSHandler
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # graphql-transport-ws only: the legacy graphql-ws protocol has no per-operation hook.
-        kwargs["subscription_protocols"] = (GRAPHQL_TRANSPORT_WS_PROTOCOL,)
-        super().__init__(*args, **kwargs)
+    def __init__(self, schema: BaseSchema, settings: Settings) -> None:
+        # Subscriptions over graphql-transport-ws on the WebSocket (only: the legacy graphql-ws
+        # protocol has no per-operation hook to admit operations), and over Server-Sent Events
+        # (graphql-sse, distinct connections) on POST; keepalive pings on both.
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if settings.graphiql else None,
+            allowed_origins=settings.cors_origins,
+            keep_alive=True,
+            keep_alive_interval=settings.subscription_keepalive_seconds,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),
+            max_subscriptions_per_connection=settings.subscription_max_per_connection,
+        )
+
+    @cached_property
+    def _stream_transport_map(self) -> dict[str, HTTPStreamTransport]:
+        # The only HTTP stream transport served, with the configured heartbeat interval.
+        return {"sse": SSETransport(heartbeat_interval=self.keep_alive_interval or 15.0)}
 
     async def on_ws_connect(self, context: GatewayContext) -> UnsetType | dict[str, object] | None:
         if not await connect(context):

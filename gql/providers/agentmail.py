@@ -31,7 +31,13 @@ def _to_provider_domain(domain: SdkDomain) -> ProviderDomain:
         status=str(domain.status),
         reason=domain.reason,
         records=tuple(
-            DnsRecord(type=str(r.type), name=r.name, value=r.value, priority=r.priority)
+            DnsRecord(
+                type=str(r.type),
+                name=r.name,
+                value=r.value,
+                priority=r.priority,
+                status=None if r.status is None else str(r.status),
+            )
             for r in domain.records
         ),
     )

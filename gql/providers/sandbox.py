@@ -22,13 +22,20 @@ from gql.models import DnsRecord
 from gql.providers.verification import ProviderDomain
 
 
-def sandbox_records(domain: str) -> tuple[DnsRecord, ...]:
+def sandbox_records(domain: str, status: str | None = None) -> tuple[DnsRecord, ...]:
     return (
-        DnsRecord("TXT", domain, "v=spf1 include:spf.agentmail.to ~all", None),
-        DnsRecord("CNAME", f"agm._domainkey.{domain}", "agm._domainkey.agentmail.to", None),
-        DnsRecord("TXT", f"_dmarc.{domain}", "v=DMARC1; p=none;", None),
-        DnsRecord("MX", domain, "inbound-smtp.agentmail.to", 10),
+        DnsRecord("TXT", domain, "v=spf1 include:spf.agentmail.to ~all", None, status),
+        DnsRecord("CNAME", f"agm._domainkey.{domain}", "agm._domainkey.agentmail.to", None, status),
+        DnsRecord("TXT", f"_dmarc.{domain}", "v=DMARC1; p=none;", None, status),
+        DnsRecord("MX", domain, "inbound-smtp.agentmail.to", 10, status),
     )
+
+
+def _records_status(reason: str | None) -> str:
+    """What AgentMail reports per record for a domain status reason."""
+    if reason == "dns_records_missing":
+        return "MISSING"
+    return "INVALID" if reason == "dns_records_invalid" else "VALID"
 
 
 _OUTCOMES = (
@@ -61,7 +68,7 @@ class SandboxProvider:
             domain=entry.domain,
             status=status,
             reason=reason,
-            records=sandbox_records(entry.domain),
+            records=sandbox_records(entry.domain, _records_status(reason)),
         )
 
     async def create(self, domain: str, *, client_id: str) -> ProviderDomain:

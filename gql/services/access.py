@@ -224,8 +224,7 @@ class AccessService:
     async def _key(self, key: str) -> Principal | None:
         if _KEY_SHAPE.fullmatch(key) is None:
             return None
-        user_id = await self._api_keys.user_for(key)
-        return None if user_id is None else Principal(user_id=user_id, via="api_key")
+        return await self._api_keys.user_for(key)
 
     def _session(self, token: str) -> "_Session | None":
         """A verified session token, or None: signature, algorithm, `exp` (numeric, within
@@ -260,7 +259,7 @@ class AccessService:
             return None
         if not isinstance(subject, str) or _CANONICAL_UUID.fullmatch(subject) is None:
             return None
-        principal = Principal(user_id=uuid.UUID(subject), via="jwt")
+        principal = Principal(user_id=uuid.UUID(subject), via="jwt", actor=f"session:{subject}")
         return _Session(
             admission=Admission(principal, expires_at=exp + settings.jwt_leeway_seconds),
             exp=exp,

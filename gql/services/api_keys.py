@@ -7,7 +7,7 @@ import uuid
 from gql.db import api_keys as repo
 from gql.db.engine import Database
 from gql.errors import NotFound
-from gql.models import ApiKeyInfo
+from gql.models import ApiKeyInfo, Principal
 
 KEY_PREFIX = "pk_live_"
 
@@ -48,7 +48,11 @@ class ApiKeyService:
         async with self._db.connect() as conn:
             return await repo.first_user(conn)
 
-    async def user_for(self, key: str) -> uuid.UUID | None:
-        """The owner of an active (not revoked) key, if any."""
+    async def user_for(self, key: str) -> Principal | None:
+        """The owner of an active (not revoked) key, as the caller it stands for, if any."""
         async with self._db.connect() as conn:
-            return await repo.active_user(conn, key_hash=hash_key(key))
+            found = await repo.active_key(conn, key_hash=hash_key(key))
+        if found is None:
+            return None
+        user_id, key_id = found
+        return Principal(user_id=user_id, via="api_key", actor=f"api_key:{key_id}")

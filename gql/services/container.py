@@ -5,6 +5,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from gql.db.engine import Database, driver_dsn
+from gql.db.queue import QUEUE
 from gql.jobs import JobQueue
 from gql.providers.agentmail import AgentMailProvider
 from gql.providers.cloudflare import CloudflareDns
@@ -16,7 +17,9 @@ from gql.services.api_keys import ApiKeyService
 from gql.services.claims import ClaimService, NameGuard
 from gql.services.dns import DnsService
 from gql.services.domains import DomainService
+from gql.services.events import EventService
 from gql.services.lifecycle import LifecycleService
+from gql.services.notifications import EventHub
 from gql.services.poller import Poller
 from gql.services.seed import SeedService
 from gql.services.state_writer import StateWriter
@@ -64,6 +67,7 @@ class Services:
     api_keys: ApiKeyService
     access: AccessService
     seed: SeedService
+    events: EventService
 
     @property
     def sandbox(self) -> bool:
@@ -94,6 +98,8 @@ async def open_services(url: str, settings: Settings) -> AsyncIterator[Services]
         api_keys = ApiKeyService(db)
         access = AccessService(settings, api_keys, RateLimiter(settings))
         stack.callback(access.limiter.close)
+        events = EventService(db, EventHub(db, driver_dsn(url), settings), settings)
+        events.register_pruning(jobs.app, queue=QUEUE)
         lifecycle_settings = _lifecycle_settings(settings)
         writer = StateWriter(db, lifecycle_settings)
         lifecycle = LifecycleService(db, provider, dns, writer, lifecycle_settings)
@@ -124,5 +130,6 @@ async def open_services(url: str, settings: Settings) -> AsyncIterator[Services]
             api_keys=api_keys,
             access=access,
             seed=SeedService(db),
+            events=events,
         )
         yield services

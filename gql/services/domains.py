@@ -16,6 +16,7 @@ from gql.models import (
     Principal,
     Status,
 )
+from gql.services.events import actor_of
 from gql.services.state_writer import StateWriter
 from gql.services.transitions import VERIFIED_ONLY_BY_PROVIDER, Cause, Event
 
@@ -104,7 +105,9 @@ class DomainService:
         drops the queued check.
         """
         applied = await self._writer.apply(
-            Event(Cause.OVERRIDE, target=status), domain_id=domain_id, owner_id=principal.user_id
+            Event(Cause.OVERRIDE, target=status, actor=actor_of(principal)),
+            domain_id=domain_id,
+            owner_id=principal.user_id,
         )
         if applied.record is None:
             raise NotFound(f"No email domain with id {domain_id} was found for this account.")

@@ -23,6 +23,7 @@ from gql.providers.verification import (
 )
 from gql.services.claims import NameGuard
 from gql.services.dns import DnsService
+from gql.services.events import actor_of
 from gql.services.names import normalise_domain
 from gql.services.state_writer import Applied, StateWriter
 from gql.services.transitions import Answer, Cause, Event
@@ -100,7 +101,7 @@ class LifecycleService:
         live = await self._provider.create(name, client_id=_client_id(principal.user_id, name))
         try:
             record = await self._writer.create(
-                Event(Cause.CREATE, answer=answer_of(live)),
+                Event(Cause.CREATE, answer=answer_of(live), actor=actor_of(principal)),
                 user_id=principal.user_id,
                 domain=name,
                 agentmail_domain_id=live.domain_id,
@@ -116,7 +117,7 @@ class LifecycleService:
                 raise NotFound(f"{name} was deleted while it was being added; add it again.")
             return record
         await self._dns.publish(record)
-        return await self._trigger(record, creating=True)
+        return await self._trigger(record, creating=True, actor=actor_of(principal))
 
     async def _apply(
         self, event: Event, record: DomainRecord, *, seen: DomainRecord | None = None
@@ -128,7 +129,7 @@ class LifecycleService:
             raise NotFound(f"Email domain {record.id} was deleted meanwhile.")
         return applied
 
-    async def _trigger(self, record: DomainRecord, *, creating: bool) -> DomainRecord:
+    async def _trigger(self, record: DomainRecord, *, creating: bool, actor: str) -> DomainRecord:
         """Mark verifying (a new window, a check queued, in one transaction), ask the provider
         to re-check, and store what it says.
 
@@ -136,14 +137,16 @@ class LifecycleService:
         refusal is raised. When it cannot be asked, a trigger stays `verifying` with its check
         queued and says so; a create answers `pending`, to be verified again.
         """
-        started = (await self._apply(Event(Cause.VERIFY), record)).record
+        started = (await self._apply(Event(Cause.VERIFY, actor=actor), record)).record
         assert started is not None
         provider_id = started.agentmail_domain_id or started.domain
         try:
             await self._provider.verify(provider_id)
         except (ProviderRejected, ProviderUnavailable) as error:
             if creating or isinstance(error, ProviderRejected):
-                refused = (await self._apply(Event(Cause.VERIFY_REFUSED), started)).record
+                refused = (
+                    await self._apply(Event(Cause.VERIFY_REFUSED, actor=actor), started)
+                ).record
                 assert refused is not None
                 if creating:
                     # The domain exists at the provider and its records are stored: the create
@@ -162,12 +165,10 @@ class LifecycleService:
             return started
         if live is None:
             return started
-        return await self._store(Cause.VERIFY, started, live)
+        return await self._store(Event(Cause.VERIFY, answer=answer_of(live), actor=actor), started)
 
-    async def _store(
-        self, cause: Cause, record: DomainRecord, live: ProviderDomain
-    ) -> DomainRecord:
-        applied = await self._apply(Event(cause, answer=answer_of(live)), record, seen=record)
+    async def _store(self, event: Event, record: DomainRecord) -> DomainRecord:
+        applied = await self._apply(event, record, seen=record)
         if applied.taken:
             raise Conflict(_TAKEN.format(name=record.domain))
         assert applied.record is not None
@@ -190,11 +191,13 @@ class LifecycleService:
         record = await self._owned(principal, domain_id)
         self._names.refuse_released(record)
         if not poll:
-            return await self._trigger(record, creating=False)
+            return await self._trigger(record, creating=False, actor=actor_of(principal))
         live = await self._provider.get(record.agentmail_domain_id or record.domain)
         if live is None:
             return record
-        return await self._store(Cause.POLL, record, live)
+        return await self._store(
+            Event(Cause.POLL, answer=answer_of(live), actor=actor_of(principal)), record
+        )
 
     async def sync(self, principal: Principal, records: tuple[DomainRecord, ...]) -> SyncResult:
         """Refresh listed domains from the provider (a few at a time: the request's budget
@@ -210,7 +213,7 @@ class LifecycleService:
                 if live is None:
                     return record
                 applied = await self._writer.apply(
-                    Event(Cause.SYNC, answer=answer_of(live)),
+                    Event(Cause.SYNC, answer=answer_of(live), actor=actor_of(principal)),
                     domain_id=record.id,
                     owner_id=record.user_id,
                     seen=record,
@@ -230,7 +233,9 @@ class LifecycleService:
     async def delete(self, principal: Principal, domain_id: uuid.UUID) -> DomainRecord:
         """Remove the row, drop its checks and queue the provider clean-up, in one transaction."""
         applied = await self._writer.apply(
-            Event(Cause.DELETE), domain_id=domain_id, owner_id=principal.user_id
+            Event(Cause.DELETE, actor=actor_of(principal)),
+            domain_id=domain_id,
+            owner_id=principal.user_id,
         )
         if applied.record is None:
             raise _not_found(domain_id)

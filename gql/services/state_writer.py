@@ -16,6 +16,7 @@ from gql.db import domains as repo
 from gql.db import queue
 from gql.db.engine import Database
 from gql.models import DomainRecord
+from gql.services.events import change_for, record_change
 from gql.services.transitions import Cause, Decision, Event, FollowUp, decide
 from gql.settings import Settings
 
@@ -71,6 +72,8 @@ class StateWriter:
                 applied = await self._write(conn, current, event, decision)
                 if applied.record is not None:
                     queued = await self._follow_up(conn, applied, event, attempt)
+                    after = None if decision.deletes else applied.record
+                    await record_change(conn, before=current, after=after, change=change_for(event))
                     return Applied(applied.record, applied.decision, applied.taken, queued)
             raise AssertionError("a row read under its lock changed before it was written")
 
@@ -86,7 +89,7 @@ class StateWriter:
         decision = decide(None, event, now=_now(), window=self.window)
         assert decision.status is not None
         async with self._db.transaction() as conn:
-            return await repo.insert_one(
+            record = await repo.insert_one(
                 conn,
                 user_id=user_id,
                 domain=domain,
@@ -95,6 +98,9 @@ class StateWriter:
                 reason=decision.reason,
                 records=decision.records,
             )
+            if record is not None:
+                await record_change(conn, before=None, after=record, change=change_for(event))
+            return record
 
     async def _read(
         self,

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from gql.errors import InvalidInput
-from gql.models import OVERRIDABLE_STATUSES, DnsRecord, DomainRecord, Status
+from gql.models import OVERRIDABLE_STATUSES, SYSTEM_ACTOR, DnsRecord, DomainRecord, Status
 from gql.services.status_mapping import Verdict, provider_verdict
 
 VERIFIED_ONLY_BY_PROVIDER = (
@@ -83,6 +83,8 @@ class Event:
     answer: Answer | None = None
     target: Status | None = None
     """The status an override asks for."""
+    actor: str = SYSTEM_ACTOR
+    """Who caused it (recorded in the domain's events): an API key, a session, or the system."""
 
 
 @dataclass(frozen=True, slots=True)

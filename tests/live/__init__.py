@@ -1,0 +1,1 @@
+"""Clients and helpers of the live-status tests."""
