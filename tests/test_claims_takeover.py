@@ -21,6 +21,9 @@ from gql.db import domains as domains_repo
 from gql.db.engine import Database, driver_dsn
 from gql.db.migrate import alembic_config
 from gql.models import Status
+from gql.services.state_writer import StateWriter
+from gql.services.transitions import Answer, Cause, Event
+from gql.settings import Settings
 from tests.conftest import running
 from tests.dns_server import LoopbackDns
 from tests.fakes import FakeAgentMail
@@ -315,22 +318,30 @@ async def test_the_database_refuses_a_second_holder(db: Database) -> None:
             await conn.execute(insert, uuid.uuid4(), name)
 
 
-async def test_a_provider_answer_racing_a_claim_is_not_stored(db: Database) -> None:
+async def test_a_provider_answer_racing_a_claim_is_not_stored(
+    db: Database, settings: Settings
+) -> None:
     """A check or verify that read the row before the claim released it writes nothing after."""
     user, name = uuid.uuid4(), new_name()
+    writer = StateWriter(db, settings)
     async with db.connect() as conn:
         (row,) = await domains_repo.insert_many(
             conn, user_id=user, rows=[{"domain": name, "status": "verifying"}]
         )
         assert await claims_repo.release(conn, domain_id=row.id) is not None
-        stored = await domains_repo.apply_check(
-            conn, domain_id=row.id, status=Status.VERIFIED, reason=None, records=None
-        )
-        started = await domains_repo.start_verification(conn, domain_id=row.id, user_id=user)
+    verified = Answer(status="VERIFIED", reason=None, records=())
+    for event in (
+        Event(Cause.POLLER, answer=verified),
+        Event(Cause.VERIFY),
+        Event(Cause.OVERRIDE, target=Status.PENDING),
+    ):
+        # `seen` is the row as it was read before the claim.
+        await writer.apply(event, domain_id=row.id, owner_id=user, seen=row)
+    async with db.connect() as conn:
         after = await domains_repo.get_by_id(conn, domain_id=row.id)
-    assert (stored, started) == (None, None)
     assert after is not None
     assert (after.status, after.status_reason) == (Status.FAILED, "claimed_by_another_account")
+    assert after.verified_at is None
 
 
 async def test_the_migration_keeps_the_verified_or_oldest_holder(database_url: str) -> None:

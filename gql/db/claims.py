@@ -22,6 +22,9 @@ _RELEASE = compile_statement(
         status=Status.FAILED.value,
         status_reason=CLAIMED,
         released_at=sa.func.clock_timestamp(),
+        # A change like any other: writers that read the row before it fail their
+        # compare-and-set and decide again on the released row.
+        version=t.c.version + 1,
         updated_at=sa.func.greatest(
             sa.func.clock_timestamp(), t.c.updated_at + sa.text("interval '1 microsecond'")
         ),
