@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     graphql_max_batch: int = Field(
         default=0, ge=0, description="Operations per batched request; 0 turns batching off."
     )
+    # Speed: compiled execution plans and persisted documents.
+    graphql_compiled_plans: bool = Field(
+        default=True, description="Run validated operations through compiled plans."
+    )
     cors_origins: list[str] = []
 
     host: str = "127.0.0.1"

@@ -2,7 +2,9 @@
 
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 
+import orjson
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import DisableIntrospection, SchemaExtension
@@ -10,8 +12,9 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
 
 from gql.graphql.context import GatewayContext
+from gql.graphql.documents import DocumentCache
 from gql.graphql.limits import validation_rules
-from gql.graphql.pipeline import DocumentCache, GatewayExtension
+from gql.graphql.pipeline import GatewayExtension
 from gql.graphql.types import (
     DeletedEmailDomain,
     Domain,
@@ -168,6 +171,21 @@ class Mutation:
         return DeletedEmailDomain(id=record.id, domain=record.domain, success=True)
 
 
+def _rfc3339(value: datetime) -> str:
+    """The REST shim's form: RFC 3339 in UTC with a `Z` (naive values are taken as UTC)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return orjson.dumps(value, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC)[1:-1].decode()
+
+
+DATETIME = strawberry.scalar(
+    name="DateTime",
+    description="Date and time, RFC 3339 in UTC with a Z suffix, e.g. 2023-11-07T05:31:56Z.",
+    serialize=_rfc3339,
+    parse_value=datetime.fromisoformat,
+)
+
+
 class GatewaySchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -176,19 +194,20 @@ class GatewaySchema(strawberry.Schema):
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
-    cache = DocumentCache(settings.graphql_document_cache_size)
+    cache = DocumentCache(settings.graphql_document_cache_size, settings.graphql_max_tokens)
     rules = validation_rules(settings)
 
     def gateway_extension() -> SchemaExtension:
-        return GatewayExtension(cache, rules, settings.graphql_max_tokens)
+        return GatewayExtension(cache, rules, compiled_plans=settings.graphql_compiled_plans)
 
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = []
     if not settings.introspection:
         extensions.append(DisableIntrospection)
     extensions.append(gateway_extension)
     config = StrawberryConfig(
+        scalar_map={datetime: DATETIME},
         batching_config=(
             {"max_operations": settings.graphql_max_batch} if settings.graphql_max_batch else None
-        )
+        ),
     )
     return GatewaySchema(query=Query, mutation=Mutation, extensions=extensions, config=config)
