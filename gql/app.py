@@ -17,6 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from gql.db.embedded import embedded_database
 from gql.errors import DomainError
+from gql.graphql.persisted import PersistedDocuments, load_manifest
 from gql.graphql.schema import build_schema
 from gql.graphql.view import GatewayGraphQL
 from gql.http_limits import BodySizeLimit, RequestTimeLimit
@@ -87,8 +88,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     with contextlib.suppress(asyncio.CancelledError):
                         await worker
 
+    schema = build_schema(settings)
+    trusted = (
+        load_manifest(settings.graphql_trusted_documents)
+        if settings.graphql_trusted_documents
+        else {}
+    )
+    schema.trust(trusted)
     graphql = GatewayGraphQL(
-        build_schema(settings),
+        schema,
+        persisted=PersistedDocuments(
+            trusted,
+            apq_size=settings.graphql_apq_cache_size,
+            trusted_only=settings.graphql_trusted_documents_only,
+        ),
         graphql_ide="graphiql" if settings.graphiql else None,
         allowed_origins=settings.cors_origins,
     )
@@ -109,7 +122,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route(
                 "/graphql",
                 BodySizeLimit(graphql, settings.max_body_bytes),
-                methods=["GET", "POST"],
+                methods=_ALL_METHODS,
             ),
             WebSocketRoute("/graphql", graphql),
             Route("/api/email/domains/{id}", patch_email_domain, methods=_ALL_METHODS),

@@ -85,6 +85,15 @@ class Settings(BaseSettings):
     graphql_compiled_plans: bool = Field(
         default=True, description="Run validated operations through compiled plans."
     )
+    graphql_apq_cache_size: int = Field(
+        default=1000, ge=0, description="Automatic persisted queries kept; 0 turns APQ off."
+    )
+    graphql_trusted_documents: Path | None = Field(
+        default=None, description="Manifest of trusted documents (Apollo or Relay format)."
+    )
+    graphql_trusted_documents_only: bool = Field(
+        default=False, description="Execute only the documents in the manifest."
+    )
     cors_origins: list[str] = []
 
     host: str = "127.0.0.1"
@@ -120,4 +129,12 @@ class Settings(BaseSettings):
             raise ValueError("JWT_SECRET must be a real secret of at least 32 characters")
         if self.database_url is None:
             raise ValueError("DATABASE_URL is required in production (no embedded server)")
+        return self
+
+    @model_validator(mode="after")
+    def _trusted_documents_need_a_manifest(self) -> "Settings":
+        if self.graphql_trusted_documents_only and self.graphql_trusted_documents is None:
+            raise ValueError(
+                "GRAPHQL_TRUSTED_DOCUMENTS_ONLY needs GRAPHQL_TRUSTED_DOCUMENTS (the manifest)"
+            )
         return self

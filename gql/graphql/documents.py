@@ -52,6 +52,20 @@ class DocumentCache:
     def pin(self, query: str, entry: Entry) -> None:
         self._pinned[query] = entry
 
+    def trust(
+        self, query: str, schema: GraphQLSchema, rules: tuple[type[ASTValidationRule], ...]
+    ) -> list[GraphQLError]:
+        """Parse, validate and compile a trusted document now, and keep it for good.
+
+        Raises `GraphQLSyntaxError`; returns the validation errors (nothing is kept then).
+        """
+        entry = Entry(document=parse(query, max_tokens=self.max_tokens))
+        errors = entry.validate(schema, rules)
+        if not errors:
+            entry.plans.precompile(schema, entry.document)
+            self.pin(query, entry)
+        return errors
+
     def parse(self, query: str) -> Entry:
         """The cached entry for `query`, parsing it on a miss; raises `GraphQLSyntaxError`."""
         entry = self.get(query)

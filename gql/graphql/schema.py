@@ -1,12 +1,17 @@
 """Query and Mutation, and the schema built from them."""
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 import orjson
 import strawberry
-from graphql import GraphQLError
+from graphql import (
+    ASTValidationRule,
+    GraphQLError,
+    NoSchemaIntrospectionCustomRule,
+    specified_rules,
+)
 from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
@@ -187,22 +192,43 @@ DATETIME = strawberry.scalar(
 
 
 class GatewaySchema(strawberry.Schema):
+    documents: DocumentCache
+    document_rules: tuple[type[ASTValidationRule], ...]
+
+    def trust(self, documents: Mapping[str, str]) -> None:
+        """Parse, validate (limits included) and compile trusted documents, at start-up."""
+        for digest, text in documents.items():
+            try:
+                errors = self.documents.trust(text, self._schema, self.document_rules)
+            except GraphQLError as error:
+                errors = [error]
+            if errors:
+                raise ValueError(f"Trusted document {digest} is not valid: {errors[0].message}")
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         """Errors are logged by `GatewayExtension`, once, and only when unexpected."""
 
 
-def build_schema(settings: Settings) -> strawberry.Schema:
+def _resolves(extension: type[SchemaExtension] | Callable[[], SchemaExtension]) -> bool:
+    """Whether an extension wraps resolvers, which compiled plans do not do."""
+    cls = extension if isinstance(extension, type) else type(extension())
+    return getattr(cls, "resolve", None) is not SchemaExtension.resolve
+
+
+def build_schema(settings: Settings) -> GatewaySchema:
     cache = DocumentCache(settings.graphql_document_cache_size, settings.graphql_max_tokens)
     rules = validation_rules(settings)
-
-    def gateway_extension() -> SchemaExtension:
-        return GatewayExtension(cache, rules, compiled_plans=settings.graphql_compiled_plans)
-
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = []
     if not settings.introspection:
         extensions.append(DisableIntrospection)
+        rules = (NoSchemaIntrospectionCustomRule, *rules)
+    plans = settings.graphql_compiled_plans and not any(_resolves(e) for e in extensions)
+
+    def gateway_extension() -> SchemaExtension:
+        return GatewayExtension(cache, rules, compiled_plans=plans)
+
     extensions.append(gateway_extension)
     config = StrawberryConfig(
         scalar_map={datetime: DATETIME},
@@ -210,4 +236,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             {"max_operations": settings.graphql_max_batch} if settings.graphql_max_batch else None
         ),
     )
-    return GatewaySchema(query=Query, mutation=Mutation, extensions=extensions, config=config)
+    schema = GatewaySchema(query=Query, mutation=Mutation, extensions=extensions, config=config)
+    schema.documents = cache
+    schema.document_rules = (*specified_rules, *rules)
+    return schema

@@ -2,10 +2,22 @@
 graphql-core's per-field machinery; anything a plan does not know runs on graphql-core."""
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeGuard, cast
 
-from graphql import DirectiveNode, DocumentNode, GraphQLSchema, VariableNode, Visitor, visit
+from graphql import (
+    DirectiveNode,
+    DocumentNode,
+    FragmentDefinitionNode,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    VariableNode,
+    Visitor,
+    visit,
+)
 from graphql.execution import ExecutionResult, Executor
+from graphql.execution.collect_fields import FragmentDetails
+from graphql.execution.values import VariableValues
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 
 from gql.graphql.compiled.executor import run
@@ -28,6 +40,17 @@ class _DirectiveVariables(Visitor):
                 self.names.add(argument.value.name.value)
 
 
+@dataclass(frozen=True, slots=True)
+class _Static:
+    """An operation whose fields do not depend on variables, compiled before any request."""
+
+    schema: GraphQLSchema
+    fragments: dict[str, FragmentDetails]
+    variable_values: VariableValues
+    operation: OperationDefinitionNode
+    hide_suggestions: bool = False
+
+
 class PlanCache:
     """The plans of one document, by operation name and the values of the variables its
     directives read (`@skip(if: $x)` selects different fields for different `$x`)."""
@@ -38,14 +61,39 @@ class PlanCache:
         self._directive_variables: tuple[str, ...] | None = None
         self._plans: dict[tuple[object, ...], Plan | None] = {}
 
-    def plan(
-        self, document: DocumentNode, executor: Executor[Any], operation_name: str | None
-    ) -> Plan | None:
+    def _names(self, document: DocumentNode) -> tuple[str, ...]:
         names = self._directive_variables
         if names is None:
             collector = _DirectiveVariables()
             visit(document, collector)
             names = self._directive_variables = tuple(sorted(collector.names))
+        return names
+
+    def precompile(self, schema: GraphQLSchema, document: DocumentNode) -> None:
+        """Compile now the operations whose selections no variable changes."""
+        if self._names(document):
+            return
+        fragments = {
+            d.name.value: FragmentDetails(d)
+            for d in document.definitions
+            if isinstance(d, FragmentDefinitionNode)
+        }
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+        for operation in operations:
+            source = _Static(schema, fragments, VariableValues({}, {}), operation)
+            try:
+                plan: Plan | None = compile_plan(source)
+            except Unsupported:
+                plan = None
+            if operation.name is not None:
+                self._plans[(operation.name.value,)] = plan
+            if len(operations) == 1:
+                self._plans[(None,)] = plan
+
+    def plan(
+        self, document: DocumentNode, executor: Executor[Any], operation_name: str | None
+    ) -> Plan | None:
+        names = self._names(document)
         coerced = executor.variable_values.coerced
         key = (operation_name, *(coerced.get(name) for name in names))
         if key in self._plans:

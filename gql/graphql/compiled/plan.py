@@ -9,7 +9,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any
+from typing import Any, Protocol
 
 from graphql import (
     FieldNode,
@@ -22,21 +22,34 @@ from graphql import (
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLSchema,
     GraphQLString,
+    OperationDefinitionNode,
     OperationType,
     is_leaf_type,
 )
 from graphql.execution import Executor
 from graphql.execution.collect_fields import (
     FieldDetailsList,
+    FragmentDetails,
     GroupedFieldSet,
     collect_fields,
     collect_subfields,
 )
+from graphql.execution.values import VariableValues
 from graphql.pyutils import Undefined
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
-__all__ = ["Completion", "FieldStep", "Kind", "ObjectPlan", "Plan", "Unsupported", "compile_plan"]
+__all__ = [
+    "Completion",
+    "FieldStep",
+    "Kind",
+    "ObjectPlan",
+    "Operation",
+    "Plan",
+    "Unsupported",
+    "compile_plan",
+]
 
 _MAX_INT = 2**31 - 1
 _MIN_INT = -(2**31)
@@ -102,7 +115,22 @@ class Plan:
     serial: bool
 
 
-def compile_plan(executor: Executor[Any]) -> Plan:
+class Operation(Protocol):
+    """What compiling reads: the parts of a graphql-core `Executor` fixed before execution."""
+
+    @property
+    def schema(self) -> GraphQLSchema: ...
+    @property
+    def fragments(self) -> dict[str, FragmentDetails]: ...
+    @property
+    def variable_values(self) -> VariableValues: ...
+    @property
+    def operation(self) -> OperationDefinitionNode: ...
+    @property
+    def hide_suggestions(self) -> bool: ...
+
+
+def compile_plan(executor: Operation) -> Plan:
     """The plan of the executor's operation for its variables' `@skip`/`@include` values."""
     operation = executor.operation
     if operation.operation is OperationType.SUBSCRIPTION:
@@ -131,7 +159,7 @@ def compile_plan(executor: Executor[Any]) -> Plan:
 
 
 class _Compiler:
-    def __init__(self, executor: Executor[Any]) -> None:
+    def __init__(self, executor: Operation) -> None:
         self.executor = executor
 
     def object_plan(self, parent: GraphQLObjectType, grouped: GroupedFieldSet) -> ObjectPlan:
