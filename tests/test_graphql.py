@@ -6,6 +6,9 @@ from typing import Any
 
 from gql.errors import Conflict
 from tests.conftest import make_settings, running
+from tests.execution_paths import app, client, services
+
+__all__ = ["app", "client", "services"]  # fixtures: every test runs on both execution paths
 
 DOMAIN_FIELDS = """
   id userId domain agentmailDomainId status verifiedAt createdAt updatedAt
