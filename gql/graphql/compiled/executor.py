@@ -166,8 +166,14 @@ class _Runner:
             return completion.leaf(value)
         if kind is Kind.LIST:
             return self.complete_list(completion, step, path, value)
-        assert completion.object is not None
-        return self.execute_fields(completion.object, value, path)
+        plan = completion.object
+        assert plan is not None
+        if plan.fast is not None:
+            try:
+                return plan.fast(value)
+            except Exception:  # noqa: S110 - written again below, errors and all
+                pass
+        return self.execute_fields(plan, value, path)
 
     def complete_list(
         self, completion: Completion, step: FieldStep, path: Path, value: Any

@@ -59,6 +59,14 @@ class Unsupported(Exception):
     """The plan cannot prove it answers like graphql-core; the operation falls back."""
 
 
+class Fallback(Exception):
+    """Raised by a fast writer at the first value that is not plainly valid.
+
+    Fast writers only read attributes and coerce leaves, which have no side effects, so the
+    object is then written again by the executor, which reports errors as graphql-core does.
+    """
+
+
 class Kind(enum.Enum):
     NON_NULL = 1
     LIST = 2
@@ -107,6 +115,8 @@ class ObjectPlan:
     type: GraphQLObjectType
     steps: list[FieldStep] = field(default_factory=list)
     may_await: bool = False
+    # Writes the object when nothing in it fails; see `Fallback`.
+    fast: Callable[[Any], dict[str, Any]] | None = None
 
 
 @dataclass(slots=True)
@@ -169,6 +179,8 @@ class _Compiler:
             if step is not None:
                 plan.steps.append(step)
                 plan.may_await = plan.may_await or step.may_await
+        if not plan.may_await and all(s.resolve is None for s in plan.steps):
+            plan.fast = _object_writer(plan)
         return plan
 
     def field_step(
@@ -300,3 +312,86 @@ def _fast_leaf(completion: Completion, null_message: str) -> Callable[[Any], Any
 
         return non_null
     return None
+
+
+def _object_writer(plan: ObjectPlan) -> Callable[[Any], dict[str, Any]]:
+    steps: list[tuple[str, Callable[[Any], Any], Callable[[Any], Any]]] = []
+    for step in plan.steps:
+        if step.typename is not None:
+            steps.append((step.key, _constant(step.typename), _identity))
+        else:
+            assert step.getter is not None
+            steps.append((step.key, step.getter, _writer(step.completion)))
+
+    def write(source: Any) -> dict[str, Any]:
+        if isinstance(source, Exception):
+            raise Fallback
+        return {key: value(get(source)) for key, get, value in steps}
+
+    return write
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _constant(value: str) -> Callable[[Any], str]:
+    return lambda _source: value
+
+
+def _writer(completion: Completion) -> Callable[[Any], Any]:
+    """The value of a field of this type when it is plainly valid; `Fallback` otherwise."""
+    kind = completion.kind
+    if kind is Kind.NON_NULL:
+        assert completion.inner is not None
+        inner = _writer(completion.inner)
+
+        def non_null(value: Any) -> Any:
+            if value is None:
+                raise Fallback
+            return inner(value)
+
+        return non_null
+    if kind is Kind.LEAF:
+        assert isinstance(completion.type, GraphQLLeafType)
+        return _fast_coerce(completion.type)
+    if kind is Kind.LIST:
+        assert completion.inner is not None
+        item = _writer(completion.inner)
+
+        def items(value: Any) -> Any:
+            if value is None:
+                return None
+            if type(value) is not list and type(value) is not tuple:
+                raise Fallback
+            return [item(entry) for entry in value]
+
+        return items
+    assert completion.object is not None
+    # Only an object without resolvers has a writer, and so has every object inside it.
+    write = completion.object.fast
+    assert write is not None
+
+    def nested(value: Any) -> Any:
+        return None if value is None else write(value)
+
+    return nested
+
+
+def _fast_coerce(type_: GraphQLLeafType) -> Callable[[Any], Any]:
+    def coerce(value: Any) -> Any:
+        if value is None:
+            return None
+        if value is Undefined or isinstance(value, Exception):
+            raise Fallback
+        return Executor.complete_leaf_value(type_, value)
+
+    if type_ is GraphQLString:
+        return lambda value: value if type(value) is str else coerce(value)
+    if type_ is GraphQLBoolean:
+        return lambda value: value if type(value) is bool else coerce(value)
+    if type_ is GraphQLInt:
+        return lambda value: (
+            value if type(value) is int and _MIN_INT <= value <= _MAX_INT else coerce(value)
+        )
+    return coerce
