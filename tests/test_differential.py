@@ -248,6 +248,12 @@ EDGE_CASES: list[tuple[str, dict[str, Any] | None]] = [
         " records { id } } } } } }",
         None,
     ),
+    # a null propagating out of a list while other items' resolvers are still running
+    (
+        "{ emailDomains { edges { node { publishedRecords { cloudflare { checked } } domain"
+        " a: publishedRecords { records { id } } } } } }",
+        None,
+    ),
     ("{ emailDomains(first: 500) { totalCount } }", None),
     ('{ emailDomains(after: "nope") { totalCount } }', None),
     # repeated fields merged, aliases, fragments, inline fragments, __typename

@@ -184,17 +184,24 @@ class _Runner:
         assert item is not None
         completed: list[Any] = []
         pending: list[int] = []
-        for index, entry in enumerate(value):
-            item_path = Path(path, index, None)
-            try:
-                done = self.complete(item, step, item_path, entry)
-                if item.may_await and is_awaitable(done):
-                    done = self.await_completed(item.type, step, item_path, done)
-                    pending.append(index)
-            except Exception as raw_error:
-                self.handle_field_error(raw_error, item.type, step, item_path)
-                done = None
-            completed.append(done)
+        try:
+            for index, entry in enumerate(value):
+                item_path = Path(path, index, None)
+                try:
+                    done = self.complete(item, step, item_path, entry)
+                    if item.may_await and is_awaitable(done):
+                        done = self.await_completed(item.type, step, item_path, done)
+                        pending.append(index)
+                except Exception as raw_error:
+                    self.handle_field_error(raw_error, item.type, step, item_path)
+                    done = None
+                completed.append(done)
+        except Exception:
+            # A null propagating out of an item: the items still running settle in the
+            # background, as graphql-core lets them.
+            if pending:
+                self.executor.settle_in_background([completed[i] for i in pending])
+            raise
         if not pending:
             return completed
 
