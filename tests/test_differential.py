@@ -214,6 +214,25 @@ def test_plans_are_used_for_the_operations_they_know() -> None:
         )
 
 
+async def test_plans_per_document_are_bounded() -> None:
+    from gql.graphql.compiled import MAX_PLANS_PER_DOCUMENT
+
+    names = [f"v{i}" for i in range(6)]
+    query = (
+        "query("
+        + ", ".join(f"${n}: Boolean!" for n in names)
+        + ") { emailDomains {"
+        + " ".join(f"{n}: totalCount @include(if: ${n})" for n in names)
+        + " } }"
+    )
+    for mask in range(2 ** len(names)):
+        variables = {n: bool(mask >> i & 1) for i, n in enumerate(names)}
+        await assert_same(query, variables)
+    entry = PLANS.documents.get(query)
+    assert entry is not None
+    assert len(entry.plans._plans) == MAX_PLANS_PER_DOCUMENT
+
+
 ALL = """
   id userId domain agentmailDomainId status statusReason verifiedAt createdAt updatedAt
   lastCheckedAt dnsRecords { type name value priority } __typename

@@ -190,5 +190,11 @@ def test_start_up_refuses_an_unusable_manifest(database_url: str, tmp_path: Path
     too_deep = _manifest(tmp_path, [deep], relay=True)
     with pytest.raises(ValueError, match="is not valid"):
         create_app(make_settings(database_url, graphql_trusted_documents=too_deep))
+    schema = _manifest(tmp_path, ["{ __schema { queryType { name } } }"])
+    create_app(make_settings(database_url, graphql_trusted_documents=schema))
+    with pytest.raises(ValueError, match="introspection has been disabled"):
+        create_app(
+            make_settings(database_url, graphql_trusted_documents=schema, introspection=False)
+        )
     with pytest.raises(ValueError, match="needs GRAPHQL_TRUSTED_DOCUMENTS"):
         make_settings(database_url, graphql_trusted_documents_only=True)

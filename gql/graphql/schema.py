@@ -221,9 +221,11 @@ def build_schema(settings: Settings) -> GatewaySchema:
     cache = DocumentCache(settings.graphql_document_cache_size, settings.graphql_max_tokens)
     rules = validation_rules(settings)
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = []
+    # What Strawberry validates with, for the trusted documents validated at start-up.
+    strawberry_rules: tuple[type[ASTValidationRule], ...] = tuple(specified_rules)
     if not settings.introspection:
         extensions.append(DisableIntrospection)
-        rules = (NoSchemaIntrospectionCustomRule, *rules)
+        strawberry_rules = (*strawberry_rules, NoSchemaIntrospectionCustomRule)
     plans = settings.graphql_compiled_plans and not any(_resolves(e) for e in extensions)
 
     def gateway_extension() -> SchemaExtension:
@@ -238,5 +240,5 @@ def build_schema(settings: Settings) -> GatewaySchema:
     )
     schema = GatewaySchema(query=Query, mutation=Mutation, extensions=extensions, config=config)
     schema.documents = cache
-    schema.document_rules = (*specified_rules, *rules)
+    schema.document_rules = (*strawberry_rules, *rules)
     return schema

@@ -25,6 +25,8 @@ from gql.graphql.compiled.plan import Plan, Unsupported, compile_plan
 
 __all__ = ["PlanCache", "Unsupported", "compile_plan", "execute"]
 
+MAX_PLANS_PER_DOCUMENT = 16
+
 # Strawberry's predicate, as Strawberry passes it to graphql-core.
 _IS_AWAITABLE = cast("Callable[[Any], TypeGuard[Awaitable[Any]]]", optimized_is_awaitable)
 
@@ -98,6 +100,9 @@ class PlanCache:
         key = (operation_name, *(coerced.get(name) for name in names))
         if key in self._plans:
             return self._plans[key]
+        if len(self._plans) >= MAX_PLANS_PER_DOCUMENT:
+            # Each combination of directive variables is a plan: bounded, like the documents.
+            return None
         try:
             plan: Plan | None = compile_plan(executor)
         except Unsupported:

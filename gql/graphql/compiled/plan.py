@@ -272,15 +272,22 @@ def _leaf(type_: GraphQLLeafType) -> Callable[[Any], Any]:
     def coerce(value: Any) -> Any:
         return Executor.complete_leaf_value(type_, value)
 
+    return _inline_builtin(type_, coerce)
+
+
+def _inline_builtin(
+    type_: GraphQLLeafType, otherwise: Callable[[Any], Any]
+) -> Callable[[Any], Any]:
+    """`otherwise`, except for values the built-in scalars pass through unchanged."""
     if type_ is GraphQLString:
-        return lambda value: value if type(value) is str else coerce(value)
+        return lambda value: value if type(value) is str else otherwise(value)
     if type_ is GraphQLBoolean:
-        return lambda value: value if type(value) is bool else coerce(value)
+        return lambda value: value if type(value) is bool else otherwise(value)
     if type_ is GraphQLInt:
         return lambda value: (
-            value if type(value) is int and _MIN_INT <= value <= _MAX_INT else coerce(value)
+            value if type(value) is int and _MIN_INT <= value <= _MAX_INT else otherwise(value)
         )
-    return coerce
+    return otherwise
 
 
 def _fast_leaf(completion: Completion, null_message: str) -> Callable[[Any], Any] | None:
@@ -386,12 +393,4 @@ def _fast_coerce(type_: GraphQLLeafType) -> Callable[[Any], Any]:
             raise Fallback
         return Executor.complete_leaf_value(type_, value)
 
-    if type_ is GraphQLString:
-        return lambda value: value if type(value) is str else coerce(value)
-    if type_ is GraphQLBoolean:
-        return lambda value: value if type(value) is bool else coerce(value)
-    if type_ is GraphQLInt:
-        return lambda value: (
-            value if type(value) is int and _MIN_INT <= value <= _MAX_INT else coerce(value)
-        )
-    return coerce
+    return _inline_builtin(type_, coerce)
