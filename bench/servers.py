@@ -8,6 +8,7 @@ Every server goes through `serve()`, so they run with identical uvicorn settings
 
 import argparse
 import gc
+import secrets
 
 import uvicorn
 from starlette.applications import Starlette
@@ -28,6 +29,7 @@ def gateway_settings(database_url: str, *, compiled_plans: bool = True) -> Setti
         _env_file=None,
         environment="production",
         database_url=database_url,
+        claim_secret=secrets.token_urlsafe(32),
         rate_limit=RATE_LIMIT,
         access_log=False,
         log_level="WARNING",

@@ -17,11 +17,15 @@ from collections.abc import Awaitable, Callable
 from procrastinate import App, PsycopgConnector, RetryStrategy
 from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
 from procrastinate.jobs import Status
+from procrastinate.worker import Worker
+
+from gql.observability.jobs import job_middleware, trace_args
 
 logger = logging.getLogger(__name__)
 
 QUEUE = "domains"
 SHUTDOWN_GRACE_SECONDS = 10.0
+STOP_REPEAT_SECONDS = 0.5
 RETRY_FAILED_CHECK_SECONDS = 60
 CheckHandler = Callable[[uuid.UUID, int], Awaitable[None]]
 CleanupHandler = Callable[[str], Awaitable[None]]
@@ -108,13 +112,15 @@ class JobQueue:
             await self._check_domain.configure(
                 queueing_lock=_queueing_lock(domain_id),
                 schedule_in={"seconds": max(0, round(delay_seconds))},
-            ).defer_async(domain_id=str(domain_id), attempt=attempt)
+            ).defer_async(domain_id=str(domain_id), attempt=attempt, **trace_args())
         except AlreadyEnqueued:
             return False
         return True
 
     async def schedule_cleanup(self, provider_domain_id: str) -> None:
-        await self._cleanup_domain.defer_async(provider_domain_id=provider_domain_id)
+        await self._cleanup_domain.defer_async(
+            provider_domain_id=provider_domain_id, **trace_args()
+        )
 
     async def cancel_checks(self, domain_id: uuid.UUID) -> None:
         """Drop the domain's queued check, if any (a running one finds the row gone)."""
@@ -125,18 +131,49 @@ class JobQueue:
             if job.id is not None:
                 await self.app.job_manager.cancel_job_by_id_async(job.id, delete_job=True)
 
-    async def run_worker(self, *, wait: bool = True, handle_signals: bool = False) -> None:
-        """Work the queue until cancelled (or, with `wait=False`, until nothing is due).
+    async def run_worker(self, *, wait: bool = True, stop: asyncio.Event | None = None) -> None:
+        """Work the queue until `stop` is set or the task is cancelled (or, with `wait=False`,
+        until nothing is due); a failure of the worker itself is raised (see `gql.supervision`).
 
-        With `handle_signals`, SIGINT/SIGTERM stop it gracefully: running checks finish (up to
-        `SHUTDOWN_GRACE_SECONDS`), then the worker exits; what it could not finish stays queued.
+        Stopping is graceful: running checks finish (up to `SHUTDOWN_GRACE_SECONDS`), then the
+        worker unregisters; what it could not finish stays queued. It is asked through the
+        worker's stop event rather than by cancellation alone, since a cancellation can be lost
+        while the worker starts up: on Python 3.11 `asyncio.wait_for`, which psycopg's pool uses,
+        drops one that lands as the awaited call completes, and the worker then runs on.
         """
-        await self.app.run_worker_async(
+        if stop is None:
+            stop = asyncio.Event()
+        worker = Worker(
+            app=self.app,
             queues=[QUEUE],
             wait=wait,
-            install_signal_handlers=handle_signals,
+            install_signal_handlers=False,
             # Draining (tests, one-off runs) takes jobs one at a time, so a check that queues an
             # immediately due successor is picked up before the worker decides it is done.
             concurrency=4 if wait else 1,
             shutdown_graceful_timeout=SHUTDOWN_GRACE_SECONDS,
+            worker_middleware=[job_middleware],
         )
+        # procrastinate's Worker.run and Worker.stop carry no annotations.
+        running = asyncio.ensure_future(worker.run())  # type: ignore[no-untyped-call]
+        stop_requested = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({running, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            await _stop_gracefully(worker, running)
+            raise
+        finally:
+            stop_requested.cancel()
+        await _stop_gracefully(worker, running)
+        running.result()
+
+
+async def _stop_gracefully(worker: Worker, running: asyncio.Future[None]) -> None:
+    """Ask until the worker has stopped: a request that lands before its first step is reset."""
+    try:
+        while not running.done():
+            worker.stop()  # type: ignore[no-untyped-call]
+            await asyncio.wait({running}, timeout=STOP_REPEAT_SECONDS)
+    except BaseException:
+        running.cancel()
+        raise

@@ -38,6 +38,8 @@ class DomainRecord:
     status_reason: str | None = None
     verification_started_at: datetime | None = None
     last_checked_at: datetime | None = None
+    # Set when another account claimed the name: the row stays, but no longer holds it.
+    released_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from pathlib import Path
 from typing import Literal
 
+from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -36,6 +37,9 @@ class Settings(BaseSettings):
     db_connect_timeout: float = Field(default=5.0, gt=0)
     db_pool_timeout: float = Field(default=5.0, gt=0)
     db_statement_timeout_ms: int = Field(default=5000, ge=0)
+    # Worker supervision: how soon a failed queue worker is started again (doubling up to the max).
+    worker_restart_seconds: float = Field(default=1.0, gt=0)
+    worker_restart_max_seconds: float = Field(default=30.0, gt=0)
 
     jwt_secret: SecretStr | None = None
     jwt_public_key: SecretStr | None = None
@@ -51,6 +55,19 @@ class Settings(BaseSettings):
     agentmail_base_url: str = "https://api.agentmail.to"
     cloudflare_api_token: SecretStr | None = None
     cloudflare_base_url: str = "https://api.cloudflare.com/client/v4"
+    # Zones and name claims: users' own Cloudflare tokens, and the DNS challenge of a claim.
+    cloudflare_token_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key that encrypts users' Cloudflare tokens; unset: users cannot "
+        "connect a token (operator-bound zones still work).",
+    )
+    claim_secret: SecretStr | None = Field(
+        default=None, description="HMAC key of the claim challenges; required in production."
+    )
+    claim_resolvers: list[str] = Field(
+        default=[], description="DNS resolvers asked for claim challenges (ip or ip:port)."
+    )
+    claim_dns_timeout_seconds: float = Field(default=5.0, gt=0)
     provider_timeout_seconds: float = Field(default=10.0, gt=0)
     provider_attempts: int = Field(default=4, ge=1)
     provider_backoff_seconds: float = Field(default=0.5, ge=0)
@@ -69,6 +86,16 @@ class Settings(BaseSettings):
         default="memory://",
         description="Where counters live: memory:// (one process) or async+redis://host:6379.",
     )
+    # Abuse limits: document cost, session tokens, HTTP connections and the hosts served.
+    graphql_max_fragment_spreads: int = Field(default=100, ge=0)
+    graphql_document_cache_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
+    jwt_max_lifetime_seconds: int = Field(default=24 * 3600, ge=1)
+    jwt_max_bytes: int = Field(default=4096, ge=256)
+    http_max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_keep_alive_seconds: int = Field(default=5, ge=1)
+    http_max_connections: int = Field(default=1000, ge=1)
+    allowed_hosts: list[str] = ["*"]
 
     graphiql: bool = True
     introspection: bool = True
@@ -100,6 +127,40 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     access_log: bool = True
     log_level: str = "INFO"
+    # Observability: log format, Prometheus metrics, OpenTelemetry traces (README "Operations").
+    log_format: Literal["text", "json"] | None = Field(
+        default=None, description="Unset: json in production, text otherwise."
+    )
+    metrics: bool = Field(default=True, description="Serve Prometheus metrics on /metrics.")
+    metrics_token: SecretStr | None = Field(
+        default=None, description="When set, /metrics requires `Authorization: Bearer <token>`."
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve /metrics on this port (on HOST) instead of the gateway's own.",
+    )
+    worker_metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Where `gql-gateway worker` serves /metrics."
+    )
+    tracing: bool = Field(
+        default=False,
+        description="Export OpenTelemetry spans over OTLP (needs the `tracing` extra).",
+    )
+
+    @field_validator(
+        "log_format", "metrics_token", "metrics_port", "worker_metrics_port", mode="before"
+    )
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def json_logs(self) -> bool:
+        if self.log_format is None:
+            return self.environment == "production"
+        return self.log_format == "json"
 
     @field_validator("database_url")
     @classmethod
@@ -107,11 +168,31 @@ class Settings(BaseSettings):
         return None if value is None or value == "" else asyncpg_url(value)
 
     @field_validator(
-        "jwt_secret", "jwt_public_key", "agentmail_api_key", "cloudflare_api_token", mode="before"
+        "jwt_secret",
+        "jwt_public_key",
+        "agentmail_api_key",
+        "cloudflare_api_token",
+        "cloudflare_token_key",
+        "claim_secret",
+        mode="before",
     )
     @classmethod
     def _empty_means_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("cloudflare_token_key")
+    @classmethod
+    def _fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                Fernet(value.get_secret_value())
+            except ValueError:
+                raise ValueError(
+                    "CLOUDFLARE_TOKEN_KEY must be a Fernet key (32 url-safe base64-encoded bytes):"
+                    " make one with `python -c 'from cryptography.fernet import Fernet; "
+                    "print(Fernet.generate_key().decode())'`"
+                ) from None
+        return value
 
     @field_validator("jwt_algorithms")
     @classmethod
@@ -129,6 +210,9 @@ class Settings(BaseSettings):
             raise ValueError("JWT_SECRET must be a real secret of at least 32 characters")
         if self.database_url is None:
             raise ValueError("DATABASE_URL is required in production (no embedded server)")
+        claim = self.claim_secret.get_secret_value() if self.claim_secret else ""
+        if claim.lower() in PLACEHOLDER_SECRETS or len(claim) < 32:
+            raise ValueError("CLAIM_SECRET must be a real secret of at least 32 characters")
         return self
 
     @model_validator(mode="after")

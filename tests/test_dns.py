@@ -1,6 +1,7 @@
 """Cloudflare through HTTP: records published on create, what the zone holds, clean-up on delete.
 
 The gateway talks to `FakeCloudflare` and `FakeAgentMail` on loopback through the official SDKs.
+Each zone is bound to the account that uses it (tests/test_zones_publishing.py covers the rest).
 """
 
 from collections.abc import AsyncIterator, Iterator
@@ -52,6 +53,12 @@ async def gateway(database_url, fakes, db) -> AsyncIterator[Gateway]:
         yield Gateway(app, client, db)
 
 
+async def _bound_zone(gateway: Gateway, cloudflare: FakeCloudflare, user: User, name: str) -> str:
+    zone_id = cloudflare.add_zone(name)
+    await gateway.app.state.services.zones.bind(name, user.id)
+    return zone_id
+
+
 async def _create(gateway: Gateway, user: User, name: str) -> str:
     body = await post(gateway.client, CREATE, user, d=name)
     assert "errors" not in body, body
@@ -62,7 +69,7 @@ async def _create(gateway: Gateway, user: User, name: str) -> str:
 async def test_records_are_published_to_a_managed_zone_and_shown(gateway, fakes):
     _, cloudflare = fakes
     user, name = new_user(), new_name()
-    zone_id = cloudflare.add_zone(name)
+    zone_id = await _bound_zone(gateway, cloudflare, user, name)
     domain_id = await _create(gateway, user, name)
 
     in_zone = cloudflare.records(zone_id)
@@ -92,7 +99,7 @@ async def test_records_are_published_to_a_managed_zone_and_shown(gateway, fakes)
 async def test_a_subdomain_is_published_in_its_parent_zone(gateway, fakes):
     _, cloudflare = fakes
     user, parent = new_user(), new_name()
-    zone_id = cloudflare.add_zone(parent)
+    zone_id = await _bound_zone(gateway, cloudflare, user, parent)
     domain_id = await _create(gateway, user, f"mail.{parent}")
     assert {r["name"] for r in cloudflare.records(zone_id)} >= {f"mail.{parent}"}
     body = await post(gateway.client, PUBLISHED, user, id=domain_id)
@@ -102,7 +109,7 @@ async def test_a_subdomain_is_published_in_its_parent_zone(gateway, fakes):
 async def test_a_record_already_there_is_not_an_error(gateway, fakes):
     _, cloudflare = fakes
     user, name = new_user(), new_name()
-    zone_id = cloudflare.add_zone(name)
+    zone_id = await _bound_zone(gateway, cloudflare, user, name)
     cloudflare.add_record(zone_id, "CNAME", f"agm._domainkey.{name}", "agm._domainkey.agentmail.to")
     domain_id = await _create(gateway, user, name)
     cnames = [r for r in cloudflare.records(zone_id) if r["type"] == "CNAME"]
@@ -111,12 +118,12 @@ async def test_a_record_already_there_is_not_an_error(gateway, fakes):
     assert len(body["data"]["emailDomain"]["publishedRecords"]["records"]) == 4
 
 
-async def test_a_zone_the_token_does_not_manage_is_checked_with_an_explanation(gateway):
+async def test_a_zone_not_connected_to_the_account_is_explained(gateway):
     user, name = new_user(), new_name()
     domain_id = await _create(gateway, user, name)
     body = await post(gateway.client, PUBLISHED, user, id=domain_id)
     published = body["data"]["emailDomain"]["publishedRecords"]
-    assert published["cloudflare"]["checked"] is True
+    assert published["cloudflare"]["checked"] is False
     assert published["cloudflare"]["zoneId"] is None
     assert "publish the records at your DNS host" in published["cloudflare"]["error"]
     assert published["records"] == []
@@ -125,9 +132,9 @@ async def test_a_zone_the_token_does_not_manage_is_checked_with_an_explanation(g
 async def test_cloudflare_failing_is_not_a_failure(gateway, fakes):
     _, cloudflare = fakes
     user, name = new_user(), new_name()
-    cloudflare.add_zone(name)
+    await _bound_zone(gateway, cloudflare, user, name)
     domain_id = await _create(gateway, user, name)
-    cloudflare.fail_next(5, 503)
+    cloudflare.fail_next(2, 503)  # every attempt of the one listing (PROVIDER_ATTEMPTS)
     body = await post(gateway.client, PUBLISHED, user, id=domain_id)
     assert "errors" not in body, body
     published = body["data"]["emailDomain"]["publishedRecords"]
@@ -155,7 +162,7 @@ async def test_without_a_token_the_answer_says_so(database_url, fakes, make_owne
 async def test_another_users_records_are_not_reachable(gateway, fakes):
     _, cloudflare = fakes
     owner, stranger, name = new_user(), new_user(), new_name()
-    cloudflare.add_zone(name)
+    await _bound_zone(gateway, cloudflare, owner, name)
     domain_id = await _create(gateway, owner, name)
     body = await post(gateway.client, PUBLISHED, stranger, id=domain_id)
     assert body == {"data": {"emailDomain": None}}
@@ -164,7 +171,7 @@ async def test_another_users_records_are_not_reachable(gateway, fakes):
 async def test_delete_removes_only_the_records_the_gateway_published(gateway, fakes):
     agentmail, cloudflare = fakes
     user, name = new_user(), new_name()
-    zone_id = cloudflare.add_zone(name)
+    zone_id = await _bound_zone(gateway, cloudflare, user, name)
     cloudflare.add_record(zone_id, "A", name, "192.0.2.10")
     domain_id = await _create(gateway, user, name)
     assert len(cloudflare.records(zone_id)) == 5

@@ -156,7 +156,7 @@ async def test_repeated_document_is_served_from_the_cache(client, make_owner, mo
         raise AssertionError("a cached document was parsed or validated again")
 
     monkeypatch.setattr(documents, "parse", fail)
-    monkeypatch.setattr(documents, "validate_document", fail)
+    monkeypatch.setattr(documents, "validate", fail)
     body = await gql(client, LIST, owner.headers)
     assert body["data"]["emailDomains"]["totalCount"] == 2
 

@@ -148,7 +148,7 @@ LONGEST = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 57]) + ".com"  # 253 cha
         ("BÜCHER.DE", "xn--bcher-kva.de"),
         ("xn--bcher-kva.de", "xn--bcher-kva.de"),
         ("ÉXAMPLE.fr", "xn--xample-9ua.fr"),
-        ("my-shop2.example.com", "my-shop2.example.com"),
+        ("my-shop2.acme-corp.com", "my-shop2.acme-corp.com"),
         ("acme.github.io", "acme.github.io"),
         ("a" * 63 + ".com", "a" * 63 + ".com"),
         (LONGEST, LONGEST),

@@ -66,6 +66,7 @@ def to_record(row: asyncpg.Record) -> DomainRecord:
         status_reason=row["status_reason"],
         verification_started_at=row["verification_started_at"],
         last_checked_at=row["last_checked_at"],
+        released_at=row["released_at"],
     )
 
 
@@ -176,13 +177,6 @@ _BY_NAME = compile_statement(
         t.c.user_id == sa.bindparam("owner_id"), t.c.domain == sa.bindparam("name")
     )
 )
-_VERIFIED_BY_OTHER = compile_statement(
-    sa.select(t.c.id).where(
-        t.c.domain == sa.bindparam("name"),
-        t.c.status == Status.VERIFIED.value,
-        t.c.user_id != sa.bindparam("owner_id"),
-    )
-)
 _INSERT_ONE = compile_statement(
     postgresql.insert(t)
     .values(
@@ -196,9 +190,10 @@ _INSERT_ONE = compile_statement(
     .on_conflict_do_nothing(index_elements=[t.c.user_id, t.c.domain])
     .returning(*_COLUMNS)
 )
+# Neither statement touches a row that lost its name to a claim, even one racing the claim.
 _START_VERIFICATION = compile_statement(
     sa.update(t)
-    .where(*_OWNED)
+    .where(*_OWNED, t.c.released_at.is_(None))
     .values(
         status=Status.VERIFYING.value,
         verification_started_at=sa.func.clock_timestamp(),
@@ -219,7 +214,7 @@ _changes = sa.or_(
 )
 _APPLY_CHECK = compile_statement(
     sa.update(t)
-    .where(t.c.id == sa.bindparam("domain_id"))
+    .where(t.c.id == sa.bindparam("domain_id"), t.c.released_at.is_(None))
     .values(
         status=_next_status,
         status_reason=sa.bindparam("reason", type_=sa.String),
@@ -247,12 +242,6 @@ async def get_by_name(
 ) -> DomainRecord | None:
     row = await _BY_NAME.fetchrow(conn, owner_id=user_id, name=domain)
     return None if row is None else to_record(row)
-
-
-async def verified_by_another_user(
-    conn: asyncpg.Connection, *, user_id: uuid.UUID, domain: str
-) -> bool:
-    return await _VERIFIED_BY_OTHER.fetchrow(conn, owner_id=user_id, name=domain) is not None
 
 
 def _records_json(records: Sequence[DnsRecord]) -> list[dict[str, Any]]:
@@ -287,7 +276,8 @@ async def insert_one(
 async def start_verification(
     conn: asyncpg.Connection, *, domain_id: uuid.UUID, user_id: uuid.UUID
 ) -> DomainRecord | None:
-    """Mark an owned domain `verifying` and open a new polling window."""
+    """Mark an owned domain `verifying` and open a new polling window; None when there is no
+    such owned domain or it lost its name to a claim."""
     row = await _START_VERIFICATION.fetchrow(conn, domain_id=domain_id, owner_id=user_id)
     return None if row is None else to_record(row)
 
@@ -304,7 +294,8 @@ async def apply_check(
 
     `verified_at` is set whenever the provider confirms the domain; `updated_at` moves only when
     something a caller can see changed. Raises `asyncpg.UniqueViolationError` when another
-    account already holds the name as verified.
+    account already holds the name as verified; None when the row is gone or lost its name to
+    a claim.
     """
     row = await _APPLY_CHECK.fetchrow(
         conn,
@@ -338,8 +329,11 @@ async def try_lock(conn: asyncpg.Connection, *, domain_id: uuid.UUID) -> bool:
     return bool(row is not None and row[0])
 
 
+# A row that lost its name to a claim does not keep the provider domain alive.
 _IN_USE = compile_statement(
-    sa.select(t.c.id).where(t.c.agentmail_domain_id == sa.bindparam("provider_id")).limit(1)
+    sa.select(t.c.id)
+    .where(t.c.agentmail_domain_id == sa.bindparam("provider_id"), t.c.released_at.is_(None))
+    .limit(1)
 )
 
 

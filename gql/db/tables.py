@@ -43,6 +43,13 @@ class EmailDomainRow(SQLModel, table=True):
             unique=True,
             postgresql_where=sa.text("status = 'verified'"),
         ),
+        # One holder per name: only a row another account claimed the name from steps aside.
+        sa.Index(
+            "uq_email_domains_holder",
+            "domain",
+            unique=True,
+            postgresql_where=sa.text("released_at IS NULL"),
+        ),
     )
 
     id: uuid.UUID = Field(
@@ -69,6 +76,7 @@ class EmailDomainRow(SQLModel, table=True):
         default=None, sa_column=_timestamp(nullable=True)
     )
     last_checked_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    released_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
 
 
 class ApiKeyRow(SQLModel, table=True):
@@ -86,4 +94,67 @@ class ApiKeyRow(SQLModel, table=True):
 
 email_domains: sa.Table = EmailDomainRow.__table__  # type: ignore[attr-defined]
 api_keys: sa.Table = ApiKeyRow.__table__  # type: ignore[attr-defined]
+
+
+class SandboxDomainRow(SQLModel, table=True):
+    """The sandbox provider's own domains, shared by every process on the database."""
+
+    __tablename__ = "sandbox_domains"
+
+    domain: str = Field(sa_column=sa.Column(sa.String(253), primary_key=True))
+    client_id: str | None = Field(default=None, sa_column=sa.Column(sa.String(64), nullable=True))
+    verify_requested_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    created_at: datetime = Field(sa_column=_timestamp(nullable=False))
+
+
+sandbox_domains: sa.Table = SandboxDomainRow.__table__  # type: ignore[attr-defined]
 metadata = SQLModel.metadata
+
+
+class CloudflareTokenRow(SQLModel, table=True):
+    """A user's own Cloudflare API token, encrypted (Fernet); one per account."""
+
+    __tablename__ = "cloudflare_tokens"
+
+    user_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, primary_key=True))
+    token_encrypted: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
+    token_id: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    hint: str = Field(sa_column=sa.Column(sa.String(8), nullable=False))
+    created_at: datetime = Field(sa_column=_timestamp(nullable=False))
+
+
+class ZoneBindingRow(SQLModel, table=True):
+    """A zone of the operator's Cloudflare token that the operator bound to an account."""
+
+    __tablename__ = "zone_bindings"
+    __table_args__ = (sa.UniqueConstraint("zone_id", "user_id"),)
+
+    id: uuid.UUID = Field(
+        sa_column=sa.Column(sa.Uuid, primary_key=True, server_default=sa.text("gen_random_uuid()"))
+    )
+    zone_id: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    zone_name: str = Field(sa_column=sa.Column(sa.String(253), nullable=False))
+    user_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, nullable=False, index=True))
+    created_at: datetime = Field(sa_column=_timestamp(nullable=False))
+
+
+class DnsPublicationRow(SQLModel, table=True):
+    """Which zone, reached with whose credentials, the gateway published a name's records in."""
+
+    __tablename__ = "dns_publications"
+    __table_args__ = (sa.UniqueConstraint("domain", "user_id", "zone_id"),)
+
+    id: uuid.UUID = Field(
+        sa_column=sa.Column(sa.Uuid, primary_key=True, server_default=sa.text("gen_random_uuid()"))
+    )
+    domain: str = Field(sa_column=sa.Column(sa.String(253), nullable=False))
+    user_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid, nullable=False))
+    zone_id: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    zone_name: str = Field(sa_column=sa.Column(sa.String(253), nullable=False))
+    via: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    created_at: datetime = Field(sa_column=_timestamp(nullable=False))
+
+
+cloudflare_tokens: sa.Table = CloudflareTokenRow.__table__  # type: ignore[attr-defined]
+zone_bindings: sa.Table = ZoneBindingRow.__table__  # type: ignore[attr-defined]
+dns_publications: sa.Table = DnsPublicationRow.__table__  # type: ignore[attr-defined]

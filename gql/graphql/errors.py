@@ -2,12 +2,12 @@
 
 import logging
 import re
-import uuid
 from collections.abc import Sequence
 
 from graphql import GraphQLEnumType, GraphQLError, GraphQLSchema, GraphQLSyntaxError
 
 from gql.errors import DomainError, RateLimited, Unavailable
+from gql.observability.request_id import ensure_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -19,9 +19,16 @@ BAD_USER_INPUT = "BAD_USER_INPUT"
 
 
 def translate(
-    error: GraphQLError, schema: GraphQLSchema, validation_errors: Sequence[GraphQLError]
+    error: GraphQLError,
+    schema: GraphQLSchema,
+    validation_errors: Sequence[GraphQLError],
+    *,
+    hide_suggestions: bool,
 ) -> GraphQLError:
-    """The error a client sees: domain errors as raised, the rest given a code or masked."""
+    """The error a client sees: domain errors as raised, the rest given a code or masked.
+
+    With `hide_suggestions` (introspection off) enum errors do not list the allowed values.
+    """
     original = error.original_error
     if isinstance(original, DomainError):
         return error
@@ -37,11 +44,13 @@ def translate(
             "repeats the same field many times: remove the duplicates.",
         )
     if any(error is v for v in validation_errors):
-        return with_code(error, VALIDATION_FAILED, _enum_hint(schema, error.message))
+        return with_code(
+            error, VALIDATION_FAILED, _enum_hint(schema, error.message, hide_suggestions)
+        )
     if error.path is None and (original is None or isinstance(original, GraphQLError)):
         # Variables that do not fit their declared types, caught before execution.
-        return with_code(error, BAD_USER_INPUT, _enum_hint(schema, error.message))
-    request_id = uuid.uuid4().hex
+        return with_code(error, BAD_USER_INPUT, _enum_hint(schema, error.message, hide_suggestions))
+    request_id = ensure_request_id()
     logger.error(
         "unexpected error in GraphQL operation (request %s) at %s",
         request_id,
@@ -68,9 +77,9 @@ def retry_after(errors: Sequence[GraphQLError]) -> int | None:
     return max(delays) if delays else None
 
 
-def _enum_hint(schema: GraphQLSchema, message: str) -> str:
+def _enum_hint(schema: GraphQLSchema, message: str, hide_suggestions: bool) -> str:
     match = _UNKNOWN_ENUM_VALUE.search(message)
-    if match is None:
+    if match is None or hide_suggestions:
         return message
     enum_type = schema.get_type(match.group(1))
     if not isinstance(enum_type, GraphQLEnumType):

@@ -22,10 +22,14 @@ class GatewayExtension(SchemaExtension):
         rules: tuple[type[ASTValidationRule], ...],
         *,
         compiled_plans: bool,
+        hide_suggestions: bool = False,
     ) -> None:
         self._cache = cache
         self._rules = rules
         self._compiled_plans = compiled_plans
+        # With introspection off, "Did you mean …" and the list of enum values would rebuild
+        # the schema for anyone who guesses names.
+        self._hide_suggestions = hide_suggestions
         self._entry: Entry | None = None
         self._validation_errors: list[GraphQLError] = []
 
@@ -48,7 +52,11 @@ class GatewayExtension(SchemaExtension):
         ctx = self.execution_context
         entry = self._entry
         if entry is not None and ctx.graphql_document is entry.document:
-            errors = entry.validate(ctx.schema._schema, (*ctx.validation_rules, *self._rules))
+            errors = entry.validate(
+                ctx.schema._schema,
+                (*ctx.validation_rules, *self._rules),
+                hide_suggestions=self._hide_suggestions,
+            )
             ctx.pre_execution_errors = list(errors)
             self._validation_errors = errors
         yield
@@ -72,6 +80,7 @@ class GatewayExtension(SchemaExtension):
                 context_value=ctx.context,
                 variable_values=ctx.variables,
                 operation_name=ctx.operation_name,
+                hide_suggestions=self._hide_suggestions,
             )
             if result is not None:
                 ctx.result = result
@@ -89,7 +98,10 @@ class GatewayExtension(SchemaExtension):
         if result is None or not result.errors:
             return
         schema = ctx.schema._schema
-        result.errors = [translate(e, schema, self._validation_errors) for e in result.errors]
+        result.errors = [
+            translate(e, schema, self._validation_errors, hide_suggestions=self._hide_suggestions)
+            for e in result.errors
+        ]
         delay = retry_after(result.errors)
         response = getattr(ctx.context, "response", None)
         if delay is not None and response is not None and hasattr(response, "headers"):

@@ -3,6 +3,7 @@
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import strawberry
@@ -29,7 +30,9 @@ from gql.graphql.types import (
     PageInfo,
     to_status,
 )
+from gql.graphql.zones import ZoneMutation, ZoneQuery
 from gql.models import Principal, Status
+from gql.observability.graphql import ObservabilityExtension
 from gql.services.domains import DEFAULT_PAGE_SIZE, encode_cursor
 from gql.settings import Settings
 
@@ -49,7 +52,7 @@ class DomainConnection:
 
 
 @strawberry.type
-class Query:
+class Query(ZoneQuery):
     @strawberry.field(
         description=(
             "One of the caller's domains; null when it does not exist or is not the caller's."
@@ -105,7 +108,7 @@ class Query:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(ZoneMutation):
     @strawberry.mutation(
         description=(
             "Override the cached domain status. Intended for client-driven state changes like "
@@ -133,8 +136,8 @@ class Mutation:
             "port), created at the provider, its DNS records stored, verification triggered and "
             "the poller scheduled. Answers VERIFIED (records already in place), VERIFYING "
             "(poller running) or PENDING (publish the records, then verifyEmailDomain). Adding "
-            "a name you already have returns it; a name another account verified first is a "
-            "CONFLICT."
+            "a name you already have returns it; a name another account holds is a CONFLICT "
+            "whose extensions.claim says how to claim it (claimEmailDomain)."
         )
     )
     async def create_email_domain(self, info: GatewayInfo, domain: str) -> Domain:
@@ -192,6 +195,7 @@ DATETIME = strawberry.scalar(
 
 
 class GatewaySchema(strawberry.Schema):
+    hide_suggestions = False
     documents: DocumentCache
     document_rules: tuple[type[ASTValidationRule], ...]
 
@@ -204,6 +208,13 @@ class GatewaySchema(strawberry.Schema):
                 errors = [error]
             if errors:
                 raise ValueError(f"Trusted document {digest} is not valid: {errors[0].message}")
+
+    def _get_custom_context_kwargs(
+        self, operation_extensions: dict[str, Any] | None = None, *, sync: bool = False
+    ) -> dict[str, Any]:
+        # Variable coercion ("Did you mean the enum value …") follows the validation's choice.
+        kwargs = super()._get_custom_context_kwargs(operation_extensions, sync=sync)
+        return {**kwargs, "hide_suggestions": True} if self.hide_suggestions else kwargs
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -218,9 +229,16 @@ def _resolves(extension: type[SchemaExtension] | Callable[[], SchemaExtension]) 
 
 
 def build_schema(settings: Settings) -> GatewaySchema:
-    cache = DocumentCache(settings.graphql_document_cache_size, settings.graphql_max_tokens)
+    cache = DocumentCache(
+        settings.graphql_document_cache_size,
+        settings.graphql_document_cache_bytes,
+        settings.graphql_max_tokens,
+    )
     rules = validation_rules(settings)
-    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = []
+    hide_suggestions = not settings.introspection
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        ObservabilityExtension
+    ]
     # What Strawberry validates with, for the trusted documents validated at start-up.
     strawberry_rules: tuple[type[ASTValidationRule], ...] = tuple(specified_rules)
     if not settings.introspection:
@@ -229,7 +247,9 @@ def build_schema(settings: Settings) -> GatewaySchema:
     plans = settings.graphql_compiled_plans and not any(_resolves(e) for e in extensions)
 
     def gateway_extension() -> SchemaExtension:
-        return GatewayExtension(cache, rules, compiled_plans=plans)
+        return GatewayExtension(
+            cache, rules, compiled_plans=plans, hide_suggestions=hide_suggestions
+        )
 
     extensions.append(gateway_extension)
     config = StrawberryConfig(
@@ -241,4 +261,5 @@ def build_schema(settings: Settings) -> GatewaySchema:
     schema = GatewaySchema(query=Query, mutation=Mutation, extensions=extensions, config=config)
     schema.documents = cache
     schema.document_rules = (*strawberry_rules, *rules)
+    schema.hide_suggestions = hide_suggestions
     return schema

@@ -120,7 +120,8 @@ class Domain:
         description=(
             "The provider's reason for the status when it is not verified, e.g. "
             "dns_records_missing, ses_dkim_pending; verification_timeout when the poller gave "
-            "up; verified_by_another_account when another account verified the name first."
+            "up; verified_by_another_account when another account verified the name first; "
+            "claimed_by_another_account when another account claimed the name through DNS."
         )
     )
     last_checked_at: datetime | None = strawberry.field(
@@ -130,8 +131,10 @@ class Domain:
 
     @strawberry.field(
         description=(
-            "What Cloudflare holds at the names of dnsRecords. Never fails: when Cloudflare is "
-            "not configured or cannot be asked, cloudflare.checked is false with an error."
+            "What Cloudflare holds with the type and name of one of dnsRecords, in a zone "
+            "connected to the owner's account. Never fails: when the zone is not connected or "
+            "Cloudflare cannot be asked, cloudflare.checked is false with an error that says "
+            "what to do."
         )
     )
     async def published_records(self, info: Info[GatewayContext, None]) -> PublishedRecords:

@@ -5,19 +5,29 @@ from typing import Any
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, process_result
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.base import BaseSchema
 from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
 
-from gql.graphql.context import GatewayContext
+from gql.errors import RateLimited, Unavailable
+from gql.graphql import ide
+from gql.graphql.context import GatewayContext, admit_operation, connect, disconnect
 from gql.graphql.over_http import (
     GRAPHQL_RESPONSE,
     JSON,
@@ -44,12 +54,39 @@ class TextFrameWebSocketAdapter(ASGIWebSocketAdapter):
             raise WebSocketDisconnected from exc
 
 
+class AdmittingTransportWSHandler(BaseGraphQLTransportWSHandler[GatewayContext, None]):
+    """Admits each operation like an HTTP request (authenticated, rate-counted) before its
+    document is parsed, and stops watching the connection's credentials when it ends."""
+
+    async def run_operation(self, operation: Operation[GatewayContext, None]) -> None:
+        try:
+            await admit_operation(self.context)
+        except (RateLimited, Unavailable) as error:
+            refusal = GraphQLError(error.message, extensions=error.extensions)
+            await operation.send_initial_errors([refusal])
+            return
+        await super().run_operation(operation)
+
+    async def shutdown(self) -> None:
+        await super().shutdown()
+        await disconnect(self.context)
+
+
 class GatewayGraphQL(GraphQL[GatewayContext, None]):
     websocket_adapter_class = TextFrameWebSocketAdapter
+    graphql_transport_ws_handler_class = AdmittingTransportWSHandler
+
+    async def on_ws_connect(self, context: GatewayContext) -> UnsetType | dict[str, object] | None:
+        if not await connect(context):
+            raise ConnectionRejectionError
+        unset: UnsetType = UNSET
+        return unset
 
     def __init__(
         self, schema: BaseSchema, *, persisted: PersistedDocuments, **options: Any
     ) -> None:
+        # graphql-transport-ws only: the legacy graphql-ws protocol has no per-operation hook.
+        options["subscription_protocols"] = (GRAPHQL_TRANSPORT_WS_PROTOCOL,)
         super().__init__(schema, **options)
         self.persisted = persisted
 
@@ -95,6 +132,9 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
             and params.get("extensions") is None
             and "text/html" in request.headers.get("accept", "")
         )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return await ide.page(request)
 
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter

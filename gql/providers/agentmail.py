@@ -56,7 +56,7 @@ class AgentMailProvider:
             httpx_client=self._http,
         )
 
-    async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         async def once() -> T:
             try:
                 return await call()
@@ -66,7 +66,9 @@ class AgentMailProvider:
                     raise RetryableStatus(status, retry_after_seconds(error.headers)) from error
                 raise
 
-        return await with_retries(once, provider=self.name, settings=self._settings)
+        return await with_retries(
+            once, provider=self.name, operation=operation, settings=self._settings
+        )
 
     async def create(self, domain: str, *, client_id: str) -> ProviderDomain:
         options: RequestOptions = {
@@ -75,9 +77,10 @@ class AgentMailProvider:
         }
         try:
             created = await self._call(
+                "create",
                 lambda: self._client.domains.create(
                     domain=domain, feedback_enabled=True, request_options=options
-                )
+                ),
             )
         except ApiError as error:
             if error.status_code == 409:
@@ -92,7 +95,7 @@ class AgentMailProvider:
     async def get(self, domain_id: str) -> ProviderDomain | None:
         try:
             found = await self._call(
-                lambda: self._client.domains.get(domain_id, request_options=_NO_SDK_RETRIES)
+                "get", lambda: self._client.domains.get(domain_id, request_options=_NO_SDK_RETRIES)
             )
         except ApiError as error:
             if error.status_code == 404:
@@ -103,7 +106,8 @@ class AgentMailProvider:
     async def verify(self, domain_id: str) -> None:
         try:
             await self._call(
-                lambda: self._client.domains.verify(domain_id, request_options=_NO_SDK_RETRIES)
+                "verify",
+                lambda: self._client.domains.verify(domain_id, request_options=_NO_SDK_RETRIES),
             )
         except ApiError as error:
             raise ProviderRejected(_message(error)) from error
@@ -111,7 +115,8 @@ class AgentMailProvider:
     async def delete(self, domain_id: str) -> None:
         try:
             await self._call(
-                lambda: self._client.domains.delete(domain_id, request_options=_NO_SDK_RETRIES)
+                "delete",
+                lambda: self._client.domains.delete(domain_id, request_options=_NO_SDK_RETRIES),
             )
         except ApiError as error:
             if error.status_code != 404:

@@ -54,20 +54,29 @@ def _published(record: Any) -> PublishedRecord:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class TokenCheck:
+    """What Cloudflare says about a token: its id and whether it is `active`."""
+
+    id: str
+    status: str
+
+
 class CloudflareDns:
+    """One Cloudflare API token: the operator's (`CLOUDFLARE_API_TOKEN`) or a user's own."""
+
     name = "Cloudflare"
 
-    def __init__(self, settings: Settings) -> None:
-        assert settings.cloudflare_api_token is not None
+    def __init__(self, settings: Settings, token: str) -> None:
         self._settings = settings
         self._client = AsyncCloudflare(
-            api_token=settings.cloudflare_api_token.get_secret_value(),
+            api_token=token,
             base_url=settings.cloudflare_base_url,
             max_retries=0,
             timeout=settings.provider_timeout_seconds,
         )
 
-    async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         async def once() -> T:
             try:
                 return await call()
@@ -75,9 +84,16 @@ class CloudflareDns:
                 if error.status_code == 429 or error.status_code >= 500:
                     retry_after = retry_after_seconds(dict(error.response.headers))
                     raise RetryableStatus(error.status_code, retry_after) from error
+                if error.status_code in (401, 403):
+                    raise ProviderRejected(
+                        f"Cloudflare refused the API token (HTTP {error.status_code}): it may be "
+                        "revoked or expired, or lack Zone:Read and DNS:Edit on the zone."
+                    ) from error
                 raise
 
-        return await with_retries(once, provider=self.name, settings=self._settings)
+        return await with_retries(
+            once, provider=self.name, operation=operation, settings=self._settings
+        )
 
     async def find_zone(self, domain: str) -> Zone | None:
         """The zone that holds `domain` (the name itself or its closest managed parent)."""
@@ -88,9 +104,44 @@ class CloudflareDns:
             async def zones(name: str = candidate) -> list[Any]:
                 return [z async for z in self._client.zones.list(name=name)]
 
-            found = await self._call(zones)
+            found = await self._call("find_zone", zones)
             if found:
                 return Zone(id=str(found[0].id), name=str(found[0].name))
+        return None
+
+    async def verify_token(self) -> TokenCheck:
+        """Ask Cloudflare whether the token works; `ProviderRejected` when it is refused."""
+        try:
+            found = await self._call("verify_token", lambda: self._client.user.tokens.verify())
+        except (APIStatusError, ProviderRejected) as error:
+            raise ProviderRejected(
+                "Cloudflare refused the token: check that it was copied whole and is not "
+                "expired or revoked."
+            ) from error
+        if found is None:
+            raise ProviderRejected("Cloudflare did not recognise the token.")
+        return TokenCheck(id=str(found.id), status=str(found.status))
+
+    async def zones(self) -> list[Zone]:
+        """Every zone the token can read."""
+
+        async def listing() -> list[Any]:
+            return [z async for z in self._client.zones.list(per_page=50)]
+
+        try:
+            found = await self._call("list_zones", listing)
+        except APIStatusError as error:
+            raise ProviderRejected(
+                f"Cloudflare refused to list the token's zones (HTTP {error.status_code}): give "
+                "the token Zone:Read and DNS:Edit on your zones."
+            ) from error
+        return [Zone(id=str(z.id), name=str(z.name)) for z in found]
+
+    async def zone_named(self, name: str) -> Zone | None:
+        """The zone called exactly `name` (or whose id is `name`), if the token can read it."""
+        for zone in await self.zones():
+            if name.lower() in (zone.name.lower(), zone.id):
+                return zone
         return None
 
     async def records(
@@ -104,7 +155,7 @@ class CloudflareDns:
         wanted = None if names is None else {n.lower() for n in names}
         return [
             r
-            for r in map(_published, await self._call(listing))
+            for r in map(_published, await self._call("list_records", listing))
             if (wanted is None or r.name.lower() in wanted)
             and (comment is None or r.comment == comment)
         ]
@@ -123,7 +174,7 @@ class CloudflareDns:
         if record.priority is not None:
             params["priority"] = record.priority
         try:
-            await self._call(lambda: self._client.dns.records.create(**params))
+            await self._call("create_record", lambda: self._client.dns.records.create(**params))
         except APIStatusError as error:
             if _codes(error) & CLASH_CODES:
                 return False
@@ -132,7 +183,10 @@ class CloudflareDns:
 
     async def delete(self, zone: Zone, record_id: str) -> None:
         try:
-            await self._call(lambda: self._client.dns.records.delete(record_id, zone_id=zone.id))
+            await self._call(
+                "delete_record",
+                lambda: self._client.dns.records.delete(record_id, zone_id=zone.id),
+            )
         except APIStatusError as error:
             if error.status_code != 404:
                 raise

@@ -9,13 +9,15 @@ VERIFYING for SANDBOX_VERIFY_SECONDS and then, by the first label of its name:
 - `flaky…`: FAILED with `ses_dkim_temporary_failure` (transient; it never settles);
 - anything else: VERIFIED.
 
-State lives in this process only; a domain it has not seen is treated as created and verified
-at first sight, so a restart does not strand domains that were verifying.
+Its state lives in the database (`sandbox_domains`), so every `serve` process and every
+`gql-gateway worker` on that database sees the same sandbox, and the verification delay is
+measured by the database's clock. A domain it has not seen is treated as created and verifying
+from first sight, so domains that were verifying before the sandbox knew them still settle.
 """
 
-import time
-from dataclasses import dataclass
-
+from gql.db import sandbox as repo
+from gql.db.engine import Database
+from gql.db.sandbox import SandboxEntry
 from gql.models import DnsRecord
 from gql.providers.verification import ProviderDomain
 
@@ -36,27 +38,19 @@ _OUTCOMES = (
 )
 
 
-@dataclass(slots=True)
-class _Entry:
-    domain: str
-    client_id: str | None
-    verify_requested_at: float | None
-
-
 class SandboxProvider:
     name = "sandbox"
 
-    def __init__(self, verify_seconds: float) -> None:
+    def __init__(self, db: Database, verify_seconds: float) -> None:
+        self._db = db
         self._verify_seconds = verify_seconds
-        self._domains: dict[str, _Entry] = {}
 
-    def _view(self, entry: _Entry) -> ProviderDomain:
+    def _view(self, entry: SandboxEntry) -> ProviderDomain:
         status: str = "PENDING"
         reason: str | None = "dns_records_missing"
-        started = entry.verify_requested_at
-        if started is not None:
+        if entry.verifying_for is not None:
             status, reason = "VERIFYING", "ses_dkim_pending"
-            if time.monotonic() - started >= self._verify_seconds:
+            if entry.verifying_for >= self._verify_seconds:
                 label = entry.domain.split(".", 1)[0]
                 status, reason = "VERIFIED", None
                 for prefix, outcome, why in _OUTCOMES:
@@ -71,19 +65,20 @@ class SandboxProvider:
         )
 
     async def create(self, domain: str, *, client_id: str) -> ProviderDomain:
-        entry = self._domains.setdefault(domain, _Entry(domain, client_id, None))
-        return self._view(entry)
+        async with self._db.connect() as conn:
+            return self._view(await repo.create(conn, domain=domain, client_id=client_id))
 
     async def get(self, domain_id: str) -> ProviderDomain | None:
-        entry = self._domains.setdefault(domain_id, _Entry(domain_id, None, time.monotonic()))
-        return self._view(entry)
+        async with self._db.connect() as conn:
+            return self._view(await repo.seen(conn, domain=domain_id))
 
     async def verify(self, domain_id: str) -> None:
-        entry = self._domains.setdefault(domain_id, _Entry(domain_id, None, None))
-        entry.verify_requested_at = time.monotonic()
+        async with self._db.connect() as conn:
+            await repo.request_verification(conn, domain=domain_id)
 
     async def delete(self, domain_id: str) -> None:
-        self._domains.pop(domain_id, None)
+        async with self._db.connect() as conn:
+            await repo.delete(conn, domain=domain_id)
 
     async def close(self) -> None:
         return None

@@ -2,9 +2,11 @@
 
 Checks run in this order, so a caller fixes one thing at a time and an unauthenticated caller
 learns nothing about the data: method (405), declared size (413), credentials (401, 429),
-media type (415), size read (413), JSON (400), id and body (422), then the row (404 or 200).
+media type (415), size read (413), JSON (400), repeated members, id and body (422), then the
+row (404 or 200).
 """
 
+import json
 import logging
 import re
 import uuid
@@ -64,6 +66,32 @@ def _parse_id(raw: str) -> uuid.UUID:
     return uuid.UUID(raw)
 
 
+def _refuse_duplicate_members(raw: bytes, body: dict[str, object]) -> None:
+    """orjson keeps the last of repeated members; a body that repeats one is refused instead.
+
+    A body with no more `:` than members cannot repeat one (the seed's request has one of
+    each), so only other bodies are parsed a second time, by a parser that sees every pair.
+    """
+    if raw.count(b":") <= len(body):
+        return
+    repeated: list[str] = []
+
+    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
+        names = [name for name, _ in items]
+        repeated.extend(sorted({name for name in names if names.count(name) > 1}))
+        return dict(items)
+
+    try:
+        json.loads(raw, object_pairs_hook=pairs)
+    except RecursionError:
+        return  # nested deeper than the stdlib parser goes: refused as an invalid `status`
+    if repeated:
+        names = ", ".join(f"`{name}`" for name in repeated)
+        raise InvalidInput(
+            f'The body repeats the member(s) {names}: send each once, as in {{"status": "failed"}}.'
+        )
+
+
 def _parse_status_body(body: dict[str, object]) -> object:
     unknown = sorted(set(body) - {"status"})
     if unknown:
@@ -113,6 +141,7 @@ async def patch_email_domain(request: Request) -> Response:
                 "invalid_json",
                 'The body must be a JSON object such as {"status": "failed"}.',
             )
+        _refuse_duplicate_members(raw, body)
         domain_id = _parse_id(request.path_params["id"])
         status = parse_override_status(_parse_status_body(body))
         record = await services.domains.override_status(principal, domain_id, status)

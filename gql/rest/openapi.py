@@ -146,7 +146,8 @@ def openapi_document() -> dict[str, Any]:
                         ),
                         "429": _error("rate_limited.", headers=("Retry-After",)),
                         "503": _error(
-                            "unavailable: the database cannot be reached; nothing was written.",
+                            "unavailable: the database cannot be reached or its schema is behind"
+                            " the code; the message says whether anything may have been written.",
                             headers=("Retry-After",),
                         ),
                     },

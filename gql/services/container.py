@@ -1,29 +1,31 @@
 """The services one gateway process shares between its transports and its worker."""
 
-import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from gql.db.engine import Database, driver_dsn
 from gql.jobs import JobQueue
 from gql.providers.agentmail import AgentMailProvider
 from gql.providers.cloudflare import CloudflareDns
+from gql.providers.dns_resolver import TxtResolver
 from gql.providers.sandbox import SandboxProvider
 from gql.providers.verification import VerificationProvider
 from gql.services.access import AccessService, RateLimiter
 from gql.services.api_keys import ApiKeyService
+from gql.services.claims import ClaimService, NameGuard
 from gql.services.dns import DnsService
 from gql.services.domains import DomainService
 from gql.services.lifecycle import LifecycleService
 from gql.services.seed import SeedService
+from gql.services.zones import ZoneService
 from gql.settings import Settings
+from gql.supervision import WorkerSupervisor
 
-logger = logging.getLogger(__name__)
-
+# Logged once by the serving process (the CLI's other commands never verify anything).
 SANDBOX_NOTICE = (
-    "SANDBOX MODE: no AGENTMAIL_API_KEY is set, so verification is simulated in this process "
-    "(see README, 'Sandbox mode'). Set AGENTMAIL_API_KEY to use AgentMail."
+    "SANDBOX MODE: no AGENTMAIL_API_KEY is set, so verification is simulated (see README, "
+    "'Sandbox mode'). Set AGENTMAIL_API_KEY to use AgentMail."
 )
 
 
@@ -39,9 +41,9 @@ def _lifecycle_settings(settings: Settings) -> Settings:
     return settings.model_copy(update=unset)
 
 
-def _provider(settings: Settings) -> VerificationProvider:
+def _provider(settings: Settings, db: Database) -> VerificationProvider:
     if settings.agentmail_api_key is None:
-        return SandboxProvider(settings.sandbox_verify_seconds)
+        return SandboxProvider(db, settings.sandbox_verify_seconds)
     return AgentMailProvider(settings)
 
 
@@ -49,8 +51,11 @@ def _provider(settings: Settings) -> VerificationProvider:
 class Services:
     db: Database
     jobs: JobQueue
+    worker: WorkerSupervisor
     provider: VerificationProvider
     dns: DnsService
+    zones: ZoneService
+    claims: ClaimService
     domains: DomainService
     lifecycle: LifecycleService
     api_keys: ApiKeyService
@@ -64,37 +69,46 @@ class Services:
 
 @asynccontextmanager
 async def open_services(url: str, settings: Settings) -> AsyncIterator[Services]:
-    """Connect everything a process needs, and close it all on exit.
+    """Connect everything a process needs, and close it all on exit, or on a failure to open.
 
     Nothing here waits for the database: when it is down, requests answer 503 until it is back.
     """
-    db = Database(url, settings)
-    jobs = JobQueue(driver_dsn(url), pool_timeout=settings.db_pool_timeout)
-    provider = _provider(settings)
-    dns = DnsService(None if settings.cloudflare_api_token is None else CloudflareDns(settings))
-    await db.open()
-    await jobs.open()
-    services: Services | None = None
-    try:
+    async with AsyncExitStack() as stack:
+        resolver = TxtResolver(settings)  # first: a bad CLAIM_RESOLVERS entry opens nothing
+        db = Database(url, settings)
+        provider = _provider(settings, db)
+        stack.push_async_callback(provider.close)
+        token = settings.cloudflare_api_token
+        operator = None if token is None else CloudflareDns(settings, token.get_secret_value())
+        zones = ZoneService(db, settings, operator)
+        dns = DnsService(zones)
+        stack.push_async_callback(dns.close)
+        await db.open()
+        stack.push_async_callback(db.close)
+        jobs = JobQueue(driver_dsn(url), pool_timeout=settings.db_pool_timeout)
+        await jobs.open()
+        stack.push_async_callback(jobs.close)
         api_keys = ApiKeyService(db)
+        access = AccessService(settings, api_keys, RateLimiter(settings))
+        stack.callback(access.limiter.close)
+        lifecycle = LifecycleService(db, provider, dns, jobs, _lifecycle_settings(settings))
         services = Services(
             db=db,
             jobs=jobs,
+            worker=WorkerSupervisor(
+                jobs,
+                db,
+                backoff_seconds=settings.worker_restart_seconds,
+                max_backoff_seconds=settings.worker_restart_max_seconds,
+            ),
             provider=provider,
             dns=dns,
+            zones=zones,
+            claims=ClaimService(db, resolver, NameGuard(settings), lifecycle.create, jobs),
             domains=DomainService(db),
-            lifecycle=LifecycleService(db, provider, dns, jobs, _lifecycle_settings(settings)),
+            lifecycle=lifecycle,
             api_keys=api_keys,
-            access=AccessService(settings, api_keys, RateLimiter(settings)),
+            access=access,
             seed=SeedService(db),
         )
-        if services.sandbox:
-            logger.warning(SANDBOX_NOTICE)
         yield services
-    finally:
-        await provider.close()
-        await dns.close()
-        if services is not None:
-            services.access.limiter.close()
-        await jobs.close()
-        await db.close()

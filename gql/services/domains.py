@@ -3,7 +3,7 @@
 import base64
 import binascii
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from gql.db import domains as repo
 from gql.db.engine import Database
@@ -41,17 +41,20 @@ def encode_cursor(record: DomainRecord) -> str:
 
 
 def decode_cursor(cursor: str) -> Cursor:
+    """The position a cursor from `encode_cursor` names, or `InvalidInput` for anything else
+    (including a forged one whose time cannot be moved to UTC, such as year 1 at +23:59)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created_at, domain_id = raw.split("|")
-        parsed = Cursor(created_at=datetime.fromisoformat(created_at), id=uuid.UUID(domain_id))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        moment = datetime.fromisoformat(created_at)
+        if moment.tzinfo is None:
+            raise ValueError("a cursor's time has an offset")
+        parsed = Cursor(created_at=moment.astimezone(UTC), id=uuid.UUID(domain_id))
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput(
             "`after` is not a cursor from this API: pass an `endCursor` or `cursor` "
             "returned by emailDomains, or omit it to start from the newest domain."
         ) from None
-    if parsed.created_at.tzinfo is None:
-        raise InvalidInput("`after` is not a cursor from this API.")
     return parsed
 
 

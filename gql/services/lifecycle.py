@@ -13,12 +13,14 @@ from gql.db.engine import Database
 from gql.errors import Conflict, NotFound
 from gql.jobs import JobQueue
 from gql.models import DomainRecord, Principal, Status
+from gql.observability.metrics import CHECKS
 from gql.providers.verification import (
     ProviderDomain,
     ProviderRejected,
     ProviderUnavailable,
     VerificationProvider,
 )
+from gql.services.claims import NameGuard
 from gql.services.dns import DnsService
 from gql.services.names import normalise_domain
 from gql.services.status_mapping import map_provider_status
@@ -65,6 +67,7 @@ class LifecycleService:
         self._jobs = jobs
         self._schedule = [m * 60 for m in settings.poll_schedule_minutes]
         self._window = timedelta(minutes=settings.poll_window_minutes)
+        self._names = NameGuard(settings)
         jobs.handle_with(check=self.check, cleanup=self.cleanup_provider)
 
     async def _owned(self, principal: Principal, domain_id: uuid.UUID) -> DomainRecord:
@@ -77,6 +80,8 @@ class LifecycleService:
     async def _store(
         self, record: DomainRecord, live: ProviderDomain, *, verifying: bool
     ) -> DomainRecord:
+        if record.released_at is not None:
+            return record  # claimed by another account: its provider answers are not this row's
         status = map_provider_status(
             live.status, live.reason, current=record.status, verifying=verifying
         )
@@ -119,23 +124,25 @@ class LifecycleService:
             existing = await repo.get_by_name(conn, user_id=principal.user_id, domain=name)
             if existing is not None:
                 return existing
-            if await repo.verified_by_another_user(conn, user_id=principal.user_id, domain=name):
-                raise Conflict(_TAKEN.format(name=name))
+            await self._names.refuse_if_held(conn, principal, name)
         live = await self._provider.create(name, client_id=_client_id(principal.user_id, name))
-        async with self._db.connect() as conn:
-            record = await repo.insert_one(
-                conn,
-                user_id=principal.user_id,
-                domain=name,
-                agentmail_domain_id=live.domain_id,
-                status=Status.PENDING,
-                reason=live.reason,
-                records=live.records,
-            )
-            if record is None:  # a concurrent create of the same name won
-                record = await repo.get_by_name(conn, user_id=principal.user_id, domain=name)
-                assert record is not None
-                return record
+        try:
+            async with self._db.connect() as conn:
+                record = await repo.insert_one(
+                    conn,
+                    user_id=principal.user_id,
+                    domain=name,
+                    agentmail_domain_id=live.domain_id,
+                    status=Status.PENDING,
+                    reason=live.reason,
+                    records=live.records,
+                )
+                if record is None:  # a concurrent create of the same name won
+                    record = await repo.get_by_name(conn, user_id=principal.user_id, domain=name)
+                    assert record is not None
+                    return record
+        except asyncpg.UniqueViolationError:  # another account's create of the name won
+            raise self._names.held(principal, name) from None
         await self._dns.publish(record)
         try:
             return await self._trigger(principal, record)
@@ -189,6 +196,7 @@ class LifecycleService:
         """Trigger (default): mark verifying, ask the provider to re-check, store the live
         status and records, and keep the poller going. Poll: only read the live status."""
         record = await self._owned(principal, domain_id)
+        self._names.refuse_released(record)
         if not poll:
             return await self._trigger(principal, record)
         live = await self._provider.get(record.agentmail_domain_id or record.domain)
@@ -231,6 +239,7 @@ class LifecycleService:
                 records=None,
             )
             logger.info("domain %s not verified within the window: failed", domain_id)
+            CHECKS.labels("timeout").inc()
             return None
         try:
             live = await self._provider.get(record.agentmail_domain_id or record.domain)
@@ -242,6 +251,7 @@ class LifecycleService:
                 record = await self._store(record, live, verifying=True)
             except Conflict:
                 return None
+        CHECKS.labels("no_answer" if live is None else record.status.value).inc()
         if record.status is not Status.VERIFYING:
             return None
         step = self._schedule[min(attempt + 1, len(self._schedule) - 1)]

@@ -21,6 +21,9 @@ add `result_info: {page, per_page, count, total_count, total_pages}`. Served und
   `{id}`; an unknown record is 404 with 81044 "Record does not exist.").
 - An unknown zone is 404 with 7003 / 7000. Auth is `Authorization: Bearer <token>`: missing
   answers 400 with 9106, a wrong token 403 with 10000 "Authentication error".
+- `GET /user/tokens/verify` -> `{id, status}` for the token sent. Besides `api_token` (which
+  reads every zone), `add_token` makes tokens that read only some zones: other zones are
+  left out of `GET /zones` and answer 403 with 10000, as Cloudflare does.
 - Injected rate limits are 429 with `retry-after` and code 971; other injected failures carry the
   HTTP status as their error code (e.g. `{"code": 503, "message": "Service Unavailable"}`).
 """
@@ -219,6 +222,7 @@ class FakeCloudflare(FakeProvider):
       clash rules (to set up a clash, or a state Cloudflare would refuse).
     - `records(zone_id)`: the zone's records as the API shows them, oldest first.
     - `zone_id(name)`: the id of a zone by name, or None.
+    - `add_token(token, zone_ids, status="active")`: a token limited to those zones.
     """
 
     server_name = "fake-cloudflare"
@@ -228,6 +232,10 @@ class FakeCloudflare(FakeProvider):
         self.api_token = api_token
         self.account_id = uuid.uuid4().hex
         self._zones: dict[str, _Zone] = {}
+        # token -> (token id, status, the zone ids it reads; None: every zone)
+        self._tokens: dict[str, tuple[str, str, frozenset[str] | None]] = {
+            api_token: (uuid.uuid4().hex, "active", None)
+        }
 
     # -- test controls ----------------------------------------------------------------------
 
@@ -245,6 +253,17 @@ class FakeCloudflare(FakeProvider):
                 raise ValueError(f"zone {zone.name} already exists")
             self._zones[zone.id] = zone
         return zone.id
+
+    def add_token(self, token: str, zone_ids: list[str], *, status: str = "active") -> str:
+        """A token that reads only `zone_ids`; returns its id."""
+        token_id = uuid.uuid4().hex
+        with self._lock:
+            self._tokens[token] = (token_id, status, frozenset(zone_ids))
+        return token_id
+
+    def _readable(self, request: Request) -> frozenset[str] | None:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        return self._tokens[token][2]
 
     def zone_id(self, name: str) -> str | None:
         """The id of the zone called `name`, or None."""
@@ -290,6 +309,7 @@ class FakeCloudflare(FakeProvider):
         with self._lock:
             super().reset()
             self._zones.clear()
+            self._tokens = {self.api_token: self._tokens[self.api_token]}
 
     # -- internals --------------------------------------------------------------------------
 
@@ -342,12 +362,21 @@ class FakeCloudflare(FakeProvider):
         header = request.headers.get("authorization")
         if header is None:
             return _fail(400, 9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")
-        if header != f"Bearer {self.api_token}":
+        token = header.removeprefix("Bearer ")
+        if not header.startswith("Bearer ") or token not in self._tokens:
+            return _fail(403, 10000, "Authentication error")
+        if (
+            self._tokens[token][1] != "active"
+            and request.url.path != f"{PREFIX}/user/tokens/verify"
+        ):
             return _fail(403, 10000, "Authentication error")
         return None
 
     def _zone(self, request: Request) -> _Zone | Response:
         zone = self._zones.get(request.path_params["zone_id"])
+        readable = self._readable(request)
+        if zone is not None and readable is not None and zone.id not in readable:
+            return _fail(403, 10000, "Authentication error")
         if zone is None:
             return _fail(
                 404,
@@ -367,6 +396,7 @@ class FakeCloudflare(FakeProvider):
         records = f"{zones}/{{zone_id}}/dns_records"
         return Starlette(
             routes=[
+                Route(f"{PREFIX}/user/tokens/verify", e(self._verify_token), methods=["GET"]),
                 Route(zones, e(self._list_zones), methods=["GET"]),
                 Route(zones + "/{zone_id}", e(self._get_zone), methods=["GET"]),
                 Route(records, e(self._list_records), methods=["GET"]),
@@ -384,10 +414,18 @@ class FakeCloudflare(FakeProvider):
     async def _unknown(self, request: Request) -> Response:
         return _fail(404, 7000, "No route for that URI")
 
+    async def _verify_token(self, request: Request) -> Response:
+        token = request.headers["authorization"].removeprefix("Bearer ")
+        token_id, status, _ = self._tokens[token]
+        return JSONResponse(envelope({"id": token_id, "status": status}))
+
     async def _list_zones(self, request: Request) -> Response:
         params = request.query_params
+        readable = self._readable(request)
         with self._lock:
             zones = sorted(self._zones.values(), key=lambda z: z.name)
+            if readable is not None:
+                zones = [z for z in zones if z.id in readable]
             if (wanted := params.get("name")) is not None:
                 operator, _, value = wanted.partition(":")
                 if value and operator in ("contains", "starts_with", "ends_with"):

@@ -120,6 +120,7 @@ async def execute(
     context_value: Any,
     variable_values: dict[str, Any] | None,
     operation_name: str | None,
+    hide_suggestions: bool,
 ) -> ExecutionResult | None:
     """The operation's result through its plan, or None when graphql-core must run it.
 
@@ -134,6 +135,7 @@ async def execute(
         variable_values,
         operation_name,
         is_awaitable=_IS_AWAITABLE,
+        hide_suggestions=hide_suggestions,
     )
     if isinstance(executor, list):
         return None

@@ -1,0 +1,63 @@
+"""Every query on who holds a name: the one row per name whose `released_at` is null."""
+
+import uuid
+
+import asyncpg
+import sqlalchemy as sa
+
+from gql.db.domains import to_record
+from gql.db.statements import compile_statement
+from gql.db.tables import email_domains as t
+from gql.models import DomainRecord, Status
+
+CLAIMED = "claimed_by_another_account"
+
+_HOLDER = compile_statement(
+    sa.select(*t.c).where(t.c.domain == sa.bindparam("name"), t.c.released_at.is_(None))
+)
+_RELEASE = compile_statement(
+    sa.update(t)
+    .where(t.c.id == sa.bindparam("domain_id"), t.c.released_at.is_(None))
+    .values(
+        status=Status.FAILED.value,
+        status_reason=CLAIMED,
+        released_at=sa.func.clock_timestamp(),
+        updated_at=sa.func.greatest(
+            sa.func.clock_timestamp(), t.c.updated_at + sa.text("interval '1 microsecond'")
+        ),
+    )
+    .returning(*t.c)
+)
+_DROP_RELEASED = compile_statement(
+    sa.delete(t)
+    .where(
+        t.c.user_id == sa.bindparam("owner_id"),
+        t.c.domain == sa.bindparam("name"),
+        t.c.released_at.is_not(None),
+    )
+    .returning(t.c.id)
+)
+_RELEASED = compile_statement(
+    sa.select(t.c.id).where(t.c.id == sa.bindparam("domain_id"), t.c.released_at.is_not(None))
+)
+
+
+async def holder(conn: asyncpg.Connection, *, domain: str) -> DomainRecord | None:
+    """The row that holds `domain`, whoever owns it."""
+    row = await _HOLDER.fetchrow(conn, name=domain)
+    return None if row is None else to_record(row)
+
+
+async def release(conn: asyncpg.Connection, *, domain_id: uuid.UUID) -> DomainRecord | None:
+    """Make a holding row step aside (`failed`, claimed); None when it no longer holds."""
+    row = await _RELEASE.fetchrow(conn, domain_id=domain_id)
+    return None if row is None else to_record(row)
+
+
+async def drop_released(conn: asyncpg.Connection, *, user_id: uuid.UUID, domain: str) -> bool:
+    """Delete the user's row of `domain` that lost the name to a claim, if there is one."""
+    return await _DROP_RELEASED.fetchrow(conn, owner_id=user_id, name=domain) is not None
+
+
+async def is_released(conn: asyncpg.Connection, *, domain_id: uuid.UUID) -> bool:
+    return await _RELEASED.fetchrow(conn, domain_id=domain_id) is not None

@@ -1,0 +1,1 @@
+"""Request ids, structured logs, Prometheus metrics and optional OpenTelemetry traces."""
