@@ -47,6 +47,7 @@ class Plan(TypedDict):
     postmaster_pid: int | None
     database_dsn: str
     token: str
+    jwt: str
     domain_ids: list[str]
     workloads: list[str]
     concurrency: list[int]
@@ -299,7 +300,7 @@ async def measure(
     """A warm-up, then one timed run of `workload` against `target` at `concurrency`."""
     loop = asyncio.get_running_loop()
     port, pid = plan["targets"][target]["port"], plan["targets"][target]["pid"]
-    make_source = workload.gateway if target == "gateway" else workload.baseline
+    make_source = workload.baseline if target == "baseline" else workload.gateway
     source = make_source(port)
     connections: list[_Connection] = []
     try:
@@ -313,8 +314,11 @@ async def measure(
 
         profile_path, profiler = None, None
         profile = plan["profile"]
-        if profile is not None and target == "gateway" and concurrency in profile["concurrency"]:
-            profile_path = Path(profile["directory"]) / f"{workload.name}-c{concurrency}.txt"
+        profiled = target != "baseline" and concurrency in (profile or {}).get("concurrency", [])
+        if profile is not None and profiled:
+            profile_path = (
+                Path(profile["directory"]) / f"{workload.name}-{target}-c{concurrency}.txt"
+            )
             profiler = await _start_profiler(profile, pid, plan["duration"], profile_path)
 
         gc.collect()
@@ -359,12 +363,16 @@ async def measure(
 
 async def run(plan: Plan) -> None:
     domain_ids = [uuid.UUID(i) for i in plan["domain_ids"]]
-    chosen = [w for w in workloads(domain_ids, plan["token"]) if w.name in plan["workloads"]]
+    every = workloads(domain_ids, plan["token"], plan["jwt"])
+    chosen = [w for w in every if w.name in plan["workloads"]]
     monitor = await asyncpg.connect(plan["database_dsn"])
     try:
         for workload in chosen:
             for concurrency in plan["concurrency"]:
-                for target in ("gateway", "baseline"):
+                targets = ["gateway", "gateway_core", "baseline"]
+                if not workload.graphql or "gateway_core" not in plan["targets"]:
+                    targets.remove("gateway_core")
+                for target in targets:
                     result = await measure(plan, workload, target, concurrency, monitor)
                     sys.stdout.write(json.dumps(result) + "\n")
                     sys.stdout.flush()

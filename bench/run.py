@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import platform
+import secrets
 import shutil
 import signal
 import socket
@@ -14,12 +15,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
+import jwt
 
 from bench import report
 from bench.database import (
@@ -35,10 +37,20 @@ from bench.database import (
 from bench.load import Plan, ProfilePlan
 from bench.servers import HOST
 from bench.stacks import summarize
+from bench.workloads import LIST_QUERY, LIST_QUERY_HASH
 from gql.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"
-WORKLOADS = ("rest_patch", "graphql_mutation", "graphql_list")
+WORKLOADS = (
+    "rest_patch",
+    "rest_patch_jwt",
+    "graphql_mutation",
+    "graphql_mutation_jwt",
+    "graphql_list",
+    "graphql_list_jwt",
+    "graphql_list_persisted",
+)
+SERVERS = ("gateway", "gateway_core", "baseline")
 _SECRET_SETTINGS = frozenset({"JWT_SECRET", "JWT_PUBLIC_KEY", "DATABASE_URL"})
 PACKAGES = (
     "strawberry-graphql",
@@ -60,13 +72,13 @@ def _parser() -> argparse.ArgumentParser:
         f"Uses the PostgreSQL server at BENCH_DATABASE_URL (default {DEFAULT_SERVER_URL}), "
         "or the embedded one when that is not reachable.",
     )
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per timed run")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per timed run")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up per run")
     parser.add_argument(
         "--concurrency",
         type=lambda s: [int(c) for c in s.split(",")],
-        default=[1, 16, 64],
-        help="comma-separated connection counts (default 1,16,64)",
+        default=[16, 64],
+        help="comma-separated connection counts (default 16,64)",
     )
     parser.add_argument(
         "--workloads",
@@ -93,6 +105,11 @@ def _parser() -> argparse.ArgumentParser:
         help="concurrencies at which to profile (default 16)",
     )
     parser.add_argument("--py-spy", help="path to py-spy (default: found on PATH or beside python)")
+    parser.add_argument(
+        "--no-graphql-core",
+        action="store_true",
+        help="skip the second gateway (compiled plans off) that GraphQL workloads also run on",
+    )
     return parser
 
 
@@ -104,7 +121,7 @@ def _free_port() -> int:
 
 
 def _start_server(
-    kind: str, database: BenchDatabase, log: IO[bytes]
+    kind: str, database: BenchDatabase, log: IO[bytes], env: dict[str, str]
 ) -> "tuple[subprocess.Popen[bytes], int]":
     port = _free_port()
     process = subprocess.Popen(
@@ -120,6 +137,7 @@ def _start_server(
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        env={**os.environ, **env},
     )
     return process, port
 
@@ -148,14 +166,16 @@ def _stop(process: "subprocess.Popen[bytes]") -> None:
 
 
 @contextlib.contextmanager
-def _servers(database: BenchDatabase, logs: Path) -> Iterator[dict[str, tuple[int, int]]]:
-    """Both servers running; yields {kind: (port, pid)}."""
+def _servers(
+    database: BenchDatabase, logs: Path, kinds: list[str], env: dict[str, str]
+) -> Iterator[dict[str, tuple[int, int]]]:
+    """The servers running; yields {kind: (port, pid)}."""
     started: list[subprocess.Popen[bytes]] = []
     ports: dict[str, tuple[int, int]] = {}
     try:
-        for kind in ("gateway", "baseline"):
+        for kind in kinds:
             with (logs / f"{kind}.log").open("wb") as log:
-                process, port = _start_server(kind, database, log)
+                process, port = _start_server(kind, database, log, env)
             started.append(process)
             _wait_ready(process, port)
             ports[kind] = (port, process.pid)
@@ -163,6 +183,28 @@ def _servers(database: BenchDatabase, logs: Path) -> Iterator[dict[str, tuple[in
     finally:
         for process in started:
             _stop(process)
+
+
+def _session_token(user_id: str, secret: str) -> str:
+    claims = {"sub": user_id, "exp": datetime.now(UTC) + timedelta(hours=2)}
+    return jwt.encode(claims, secret, "HS256")
+
+
+def _register_persisted(ports: dict[str, tuple[int, int]], token: str) -> None:
+    """Send the list's text once with its hash, as an APQ client does after its first miss."""
+    body = {
+        "query": LIST_QUERY,
+        "extensions": {"persistedQuery": {"version": 1, "sha256Hash": LIST_QUERY_HASH}},
+    }
+    for kind, (port, _pid) in ports.items():
+        if kind != "baseline":
+            answer = httpx.post(
+                f"http://{HOST}:{port}/graphql",
+                json=body,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+            answer.raise_for_status()
 
 
 def _py_spy(explicit: str | None) -> str:
@@ -279,15 +321,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data: Seed = seed(database, args.domains)
         print(f"seeded {len(data.domain_ids)} domains for user {data.user_id}", file=sys.stderr)
+        secret = secrets.token_urlsafe(48)
+        kinds = ["gateway", "baseline"] if args.no_graphql_core else list(SERVERS)
         with (
             tempfile.TemporaryDirectory(prefix="gql-bench-logs-") as logs,
-            _servers(database, Path(logs)) as ports,
+            _servers(database, Path(logs), kinds, {"JWT_SECRET": secret}) as ports,
         ):
+            _register_persisted(ports, data.api_key)
             plan: Plan = {
                 "targets": {k: {"port": p, "pid": pid} for k, (p, pid) in ports.items()},
                 "postmaster_pid": postmaster_pid(database),
                 "database_dsn": database.dsn,
                 "token": data.api_key,
+                "jwt": _session_token(str(data.user_id), secret),
                 "domain_ids": [str(i) for i in data.domain_ids],
                 "workloads": args.workloads,
                 "concurrency": args.concurrency,

@@ -1,6 +1,8 @@
-"""One server subprocess: `python -m bench.servers {gateway,baseline} --port N --database-url URL`.
+"""One server subprocess: `python -m bench.servers KIND --port N --database-url URL`, KIND being
+`gateway` (compiled plans on, the default), `gateway_core` (plans off: plain graphql-core) or
+`baseline`.
 
-Both servers go through `serve()`, so they run with identical uvicorn settings — the ones
+Every server goes through `serve()`, so they run with identical uvicorn settings — the ones
 `gql-gateway serve` uses, with the access log off.
 """
 
@@ -21,7 +23,7 @@ HOST = "127.0.0.1"
 RATE_LIMIT = "100000000/minute"
 
 
-def gateway_settings(database_url: str) -> Settings:
+def gateway_settings(database_url: str, *, compiled_plans: bool = True) -> Settings:
     """The gateway's production defaults (and environment), but for what the benchmark sets."""
     return Settings(
         _env_file=None,
@@ -31,6 +33,7 @@ def gateway_settings(database_url: str) -> Settings:
         rate_limit=RATE_LIMIT,
         access_log=False,
         log_level="WARNING",
+        graphql_compiled_plans=compiled_plans,
     )
 
 
@@ -50,12 +53,12 @@ def serve(app: Starlette, port: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.servers")
-    parser.add_argument("kind", choices=["gateway", "baseline"])
+    parser.add_argument("kind", choices=["gateway", "gateway_core", "baseline"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--database-url", required=True, help="postgresql+asyncpg:// URL")
     args = parser.parse_args()
-    settings = gateway_settings(args.database_url)
-    if args.kind == "gateway":
+    settings = gateway_settings(args.database_url, compiled_plans=args.kind == "gateway")
+    if args.kind != "baseline":
         app = create_app(settings)
     else:
         # The same number of database connections as the gateway may hold.

@@ -1,4 +1,7 @@
-"""The three workloads, each as raw HTTP/1.1 requests for the gateway and for the baseline.
+"""The workloads, each as raw HTTP/1.1 requests for the gateway and for the baseline.
+
+Each GraphQL workload runs with an API key and with a session token (JWT); the list also runs
+as a persisted document (the APQ hash over GET, registered before the run).
 
 Every request is built up front as bytes, so the load generator spends its time on the socket.
 The status updates alternate each domain between `failed` and `pending`, so every request
@@ -8,6 +11,9 @@ concurrency a slow request can be overtaken by the next one for the same domain,
 status it returns is not always the one it sent.
 """
 
+import hashlib
+import json
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +38,7 @@ LIST_QUERY = (
     f"edges {{ cursor node {{ {DOMAIN_FIELDS} }} }} pageInfo {{ hasNextPage endCursor }} }} }}"
 )
 PAGE_SIZE = 50
+LIST_QUERY_HASH = hashlib.sha256(LIST_QUERY.encode()).hexdigest()
 _REST_UPDATED = (b'"status":"failed"', b'"status":"pending"')
 _GRAPHQL_UPDATED = (b'"status":"FAILED"', b'"status":"PENDING"')
 
@@ -70,6 +77,8 @@ class Workload:
     gateway: Callable[[int], RequestSource]
     """Given the gateway's port, a source of requests."""
     baseline: Callable[[int], RequestSource]
+    graphql: bool = True
+    """Measured on both gateways: compiled plans on and off."""
 
 
 def _rest_patch(toggle: StatusToggle, token: str) -> Callable[[int], RequestSource]:
@@ -108,6 +117,16 @@ def _graphql_list(token: str) -> Callable[[int], RequestSource]:
     return source
 
 
+def _graphql_persisted_list(token: str) -> Callable[[int], RequestSource]:
+    def source(port: int) -> RequestSource:
+        extensions = {"persistedQuery": {"version": 1, "sha256Hash": LIST_QUERY_HASH}}
+        query = urllib.parse.urlencode({"extensions": json.dumps(extensions)})
+        request = http_request("GET", f"/graphql?{query}", port, token)
+        return lambda: (request, (b'"dnsRecords"',))
+
+    return source
+
+
 def _baseline_list(token: str) -> Callable[[int], RequestSource]:
     def source(port: int) -> RequestSource:
         request = http_request("GET", f"/domains?first={PAGE_SIZE}", port, token)
@@ -116,22 +135,33 @@ def _baseline_list(token: str) -> Callable[[int], RequestSource]:
     return source
 
 
-def workloads(domain_ids: list[uuid.UUID], token: str) -> list[Workload]:
+def workloads(domain_ids: list[uuid.UUID], api_key: str, jwt: str) -> list[Workload]:
     toggle = StatusToggle(domain_ids)
-    return [
+    out = []
+    for suffix, token in (("", api_key), ("_jwt", jwt)):
+        out += [
+            Workload(
+                name=f"rest_patch{suffix}",
+                gateway=_rest_patch(toggle, token),
+                baseline=_rest_patch(toggle, api_key),
+                graphql=False,
+            ),
+            Workload(
+                name=f"graphql_mutation{suffix}",
+                gateway=_graphql_mutation(toggle, token),
+                baseline=_rest_patch(toggle, api_key),
+            ),
+            Workload(
+                name=f"graphql_list{suffix}",
+                gateway=_graphql_list(token),
+                baseline=_baseline_list(api_key),
+            ),
+        ]
+    out.append(
         Workload(
-            name="rest_patch",
-            gateway=_rest_patch(toggle, token),
-            baseline=_rest_patch(toggle, token),
-        ),
-        Workload(
-            name="graphql_mutation",
-            gateway=_graphql_mutation(toggle, token),
-            baseline=_rest_patch(toggle, token),
-        ),
-        Workload(
-            name="graphql_list",
-            gateway=_graphql_list(token),
-            baseline=_baseline_list(token),
-        ),
-    ]
+            name="graphql_list_persisted",
+            gateway=_graphql_persisted_list(api_key),
+            baseline=_baseline_list(api_key),
+        )
+    )
+    return out

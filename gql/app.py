@@ -18,6 +18,7 @@ from gql.db.embedded import embedded_database
 from gql.errors import DomainError, Unavailable
 from gql.graphql import ide
 from gql.graphql.context import AdmitFirst
+from gql.graphql.persisted import PersistedDocuments, load_manifest
 from gql.graphql.schema import build_schema
 from gql.graphql.view import GatewayGraphQL
 from gql.http_limits import BodySizeLimit, RequestTimeLimit
@@ -147,7 +148,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     await worker
                 process_exiting()
 
-    graphql = GatewayGraphQL(build_schema(settings), settings)
+    schema = build_schema(settings)
+    trusted = (
+        load_manifest(settings.graphql_trusted_documents)
+        if settings.graphql_trusted_documents
+        else {}
+    )
+    schema.trust(trusted)
+    graphql = GatewayGraphQL(
+        schema,
+        settings,
+        persisted=PersistedDocuments(
+            trusted,
+            apq_size=settings.graphql_apq_cache_size,
+            trusted_only=settings.graphql_trusted_documents_only,
+        ),
+    )
     middleware = [
         Middleware(ObservabilityMiddleware, access_log=settings.access_log),
         # Host names this gateway answers for (ALLOWED_HOSTS); never a redirect to another.
@@ -176,7 +192,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route(
                 "/graphql",
                 AdmitFirst(BodySizeLimit(graphql, settings.max_body_bytes)),
-                methods=["GET", "POST"],
+                methods=_ALL_METHODS,
             ),
             WebSocketRoute("/graphql", graphql),
             *([Route("/graphql/ide/{version}/{name}", ide.asset)] if settings.graphiql else []),
@@ -194,4 +210,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # request's Host header. Such a path is answered 404 like any unknown one.
     app.router.redirect_slashes = False
     app.state.settings = settings
+    app.state.schema = schema
     return app

@@ -112,6 +112,19 @@ class Settings(BaseSettings):
     graphql_max_batch: int = Field(
         default=0, ge=0, description="Operations per batched request; 0 turns batching off."
     )
+    # Speed: compiled execution plans and persisted documents.
+    graphql_compiled_plans: bool = Field(
+        default=True, description="Run validated operations through compiled plans."
+    )
+    graphql_apq_cache_size: int = Field(
+        default=1000, ge=0, description="Automatic persisted queries kept; 0 turns APQ off."
+    )
+    graphql_trusted_documents: Path | None = Field(
+        default=None, description="Manifest of trusted documents (Apollo or Relay format)."
+    )
+    graphql_trusted_documents_only: bool = Field(
+        default=False, description="Execute only the documents in the manifest."
+    )
     cors_origins: list[str] = []
     # Live status: how long domain events are kept, and the limits of subscriptions.
     event_retention_days: float = Field(default=90, gt=0)
@@ -211,4 +224,12 @@ class Settings(BaseSettings):
         claim = self.claim_secret.get_secret_value() if self.claim_secret else ""
         if claim.lower() in PLACEHOLDER_SECRETS or len(claim) < 32:
             raise ValueError("CLAIM_SECRET must be a real secret of at least 32 characters")
+        return self
+
+    @model_validator(mode="after")
+    def _trusted_documents_need_a_manifest(self) -> "Settings":
+        if self.graphql_trusted_documents_only and self.graphql_trusted_documents is None:
+            raise ValueError(
+                "GRAPHQL_TRUSTED_DOCUMENTS_ONLY needs GRAPHQL_TRUSTED_DOCUMENTS (the manifest)"
+            )
         return self

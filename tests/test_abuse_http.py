@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from gql.graphql.pipeline import DocumentCache, _Entry
+from gql.graphql.documents import DocumentCache, Entry
 from tests.helpers import Served, events_until, node_client, serve
 
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -118,11 +118,11 @@ async def test_a_websocket_message_over_the_body_limit_closes_the_socket(
 def test_the_document_cache_is_bounded_in_bytes() -> None:
     from graphql import parse
 
-    cache = DocumentCache(512, 1000)
+    cache = DocumentCache(512, 1000, max_tokens=2000)
     for i in range(20):
         query = "{ " + f"a{i} " * 100 + "}"
-        cache.put(query, _Entry(document=parse(query), size=len(query)))
+        cache.put(query, Entry(document=parse(query), size=len(query)))
     assert 0 < cache.size <= 1000
     huge = "{ " + "a " * 1000 + "}"
-    cache.put(huge, _Entry(document=parse(huge), size=len(huge)))
+    cache.put(huge, Entry(document=parse(huge), size=len(huge)))
     assert cache.get(huge) is None

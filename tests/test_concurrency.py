@@ -2,6 +2,7 @@
 
 import asyncio
 import random
+from datetime import datetime
 
 from gql.app import create_app
 from tests.conftest import make_settings, running
@@ -45,5 +46,5 @@ async def test_overrides_and_verifications_race_without_errors(database_url, mak
             f"domain:{domain_id}",
         )
     assert row["status"] in {"pending", "failed", "verifying"}
-    assert row["updated_at"].isoformat() >= max(a["updatedAt"] for a in answers)
+    assert row["updated_at"] >= max(datetime.fromisoformat(a["updatedAt"]) for a in answers)
     assert queued <= 1

@@ -6,6 +6,9 @@ from typing import Any
 
 from gql.errors import Conflict
 from tests.conftest import make_settings, running
+from tests.execution_paths import app, client, services
+
+__all__ = ["app", "client", "services"]  # fixtures: every test runs on both execution paths
 
 DOMAIN_FIELDS = """
   id userId domain agentmailDomainId status verifiedAt createdAt updatedAt
@@ -147,13 +150,13 @@ async def test_syntax_and_validation_errors_keep_their_message(client):
 async def test_repeated_document_is_served_from_the_cache(client, make_owner, monkeypatch):
     owner = await make_owner()
     await gql(client, LIST, owner.headers)
-    import gql.graphql.pipeline as pipeline
+    import gql.graphql.documents as documents
 
     def fail(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a cached document was parsed or validated again")
 
-    monkeypatch.setattr(pipeline, "parse", fail)
-    monkeypatch.setattr(pipeline, "validate", fail)
+    monkeypatch.setattr(documents, "parse", fail)
+    monkeypatch.setattr(documents, "validate", fail)
     body = await gql(client, LIST, owner.headers)
     assert body["data"]["emailDomains"]["totalCount"] == 2
 
@@ -167,7 +170,7 @@ async def test_unexpected_errors_are_masked_and_logged(
         raise RuntimeError("SELECT secret FROM internals")
 
     monkeypatch.setattr(services.domains, "find", broken)
-    with caplog.at_level(logging.ERROR, logger="gql.graphql.pipeline"):
+    with caplog.at_level(logging.ERROR, logger="gql.graphql.errors"):
         body = await gql(client, ONE, owner.headers, id=str(owner.domains[0].id))
     (error,) = body["errors"]
     assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"

@@ -1,18 +1,26 @@
 """Query and Mutation, and the schema built from them."""
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import strawberry
-from graphql import GraphQLError
+from graphql import (
+    ASTValidationRule,
+    GraphQLError,
+    NoSchemaIntrospectionCustomRule,
+    specified_rules,
+)
 from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
 
 from gql.graphql.context import GatewayContext
+from gql.graphql.documents import DocumentCache
 from gql.graphql.limits import validation_rules
-from gql.graphql.pipeline import DocumentCache, GatewayExtension
+from gql.graphql.pipeline import GatewayExtension
 from gql.graphql.subscriptions import Subscription
 from gql.graphql.types import (
     DeletedEmailDomain,
@@ -172,8 +180,35 @@ class Mutation(ZoneMutation):
         return DeletedEmailDomain(id=record.id, domain=record.domain, success=True)
 
 
+def _rfc3339(value: datetime) -> str:
+    """The REST shim's form: RFC 3339 in UTC with a `Z` (naive values are taken as UTC)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return orjson.dumps(value, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC)[1:-1].decode()
+
+
+DATETIME = strawberry.scalar(
+    name="DateTime",
+    description="Date and time, RFC 3339 in UTC with a Z suffix, e.g. 2023-11-07T05:31:56Z.",
+    serialize=_rfc3339,
+    parse_value=datetime.fromisoformat,
+)
+
+
 class GatewaySchema(strawberry.Schema):
     hide_suggestions = False
+    documents: DocumentCache
+    document_rules: tuple[type[ASTValidationRule], ...]
+
+    def trust(self, documents: Mapping[str, str]) -> None:
+        """Parse, validate (limits included) and compile trusted documents, at start-up."""
+        for digest, text in documents.items():
+            try:
+                errors = self.documents.trust(text, self._schema, self.document_rules)
+            except GraphQLError as error:
+                errors = [error]
+            if errors:
+                raise ValueError(f"Trusted document {digest} is not valid: {errors[0].message}")
 
     def _get_custom_context_kwargs(
         self, operation_extensions: dict[str, Any] | None = None, *, sync: bool = False
@@ -188,27 +223,41 @@ class GatewaySchema(strawberry.Schema):
         """Errors are logged by `GatewayExtension`, once, and only when unexpected."""
 
 
-def build_schema(settings: Settings) -> strawberry.Schema:
+def _resolves(extension: type[SchemaExtension] | Callable[[], SchemaExtension]) -> bool:
+    """Whether an extension wraps resolvers, which compiled plans do not do."""
+    cls = extension if isinstance(extension, type) else type(extension())
+    return getattr(cls, "resolve", None) is not SchemaExtension.resolve
+
+
+def build_schema(settings: Settings) -> GatewaySchema:
     cache = DocumentCache(
-        settings.graphql_document_cache_size, settings.graphql_document_cache_bytes
+        settings.graphql_document_cache_size,
+        settings.graphql_document_cache_bytes,
+        settings.graphql_max_tokens,
     )
     rules = validation_rules(settings)
-
-    def gateway_extension() -> SchemaExtension:
-        return GatewayExtension(
-            cache, rules, settings.graphql_max_tokens, hide_suggestions=not settings.introspection
-        )
-
+    hide_suggestions = not settings.introspection
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         ObservabilityExtension
     ]
+    # What Strawberry validates with, for the trusted documents validated at start-up.
+    strawberry_rules: tuple[type[ASTValidationRule], ...] = tuple(specified_rules)
     if not settings.introspection:
         extensions.append(DisableIntrospection)
+        strawberry_rules = (*strawberry_rules, NoSchemaIntrospectionCustomRule)
+    plans = settings.graphql_compiled_plans and not any(_resolves(e) for e in extensions)
+
+    def gateway_extension() -> SchemaExtension:
+        return GatewayExtension(
+            cache, rules, compiled_plans=plans, hide_suggestions=hide_suggestions
+        )
+
     extensions.append(gateway_extension)
     config = StrawberryConfig(
+        scalar_map={datetime: DATETIME},
         batching_config=(
             {"max_operations": settings.graphql_max_batch} if settings.graphql_max_batch else None
-        )
+        ),
     )
     schema = GatewaySchema(
         query=Query,
@@ -217,5 +266,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         extensions=extensions,
         config=config,
     )
-    schema.hide_suggestions = not settings.introspection
+    schema.documents = cache
+    schema.document_rules = (*strawberry_rules, *rules)
+    schema.hide_suggestions = hide_suggestions
     return schema
