@@ -93,6 +93,7 @@ class EventCause(enum.StrEnum):
     SYNC = "sync"
     POLLER = "poller"
     TIMEOUT = "timeout"
+    CLAIM = "claim"
     DELETE = "delete"
 
 

@@ -16,7 +16,6 @@ from alembic import command
 from sqlalchemy.engine import make_url
 
 from gql.app import create_app
-from gql.db import claims as claims_repo
 from gql.db import domains as domains_repo
 from gql.db.engine import Database, driver_dsn
 from gql.db.migrate import alembic_config
@@ -44,6 +43,7 @@ from tests.test_lifecycle import (
     rows_named,
     verify,
 )
+from tests.test_live_events import HISTORY
 
 CLAIM = f"mutation Claim($d: String!) {{ claimEmailDomain(domain: $d) {{ {FIELDS} }} }}"
 CHALLENGE = (
@@ -237,6 +237,16 @@ async def test_a_proven_claim_moves_the_name_and_fails_the_old_row(
             held["id"],
         )
     assert queued_for_old == 0
+    # The old holder's history says what moved the name, and on whose behalf.
+    history = await post(gateway.client, HISTORY, holder, id=held["id"], first=1)
+    (latest,) = [e["node"] for e in history["data"]["emailDomain"]["statusHistory"]["edges"]]
+    assert (latest["kind"], latest["cause"], latest["toStatus"], latest["reason"]) == (
+        "STATUS_CHANGED",
+        "CLAIM",
+        "FAILED",
+        "claimed_by_another_account",
+    )
+    assert latest["actor"] != "system"
 
     # The old row never reaches the provider again, and what the provider says is not its.
     verifies = agentmail.calls("POST", f"/v0/domains/{name}/verify")
@@ -328,7 +338,9 @@ async def test_a_provider_answer_racing_a_claim_is_not_stored(
         (row,) = await domains_repo.insert_many(
             conn, user_id=user, rows=[{"domain": name, "status": "verifying"}]
         )
-        assert await claims_repo.release(conn, domain_id=row.id) is not None
+    claimed = await writer.apply(Event(Cause.CLAIMED), domain_id=row.id)
+    assert claimed.record is not None
+    assert claimed.record.released_at is not None
     verified = Answer(status="VERIFIED", reason=None, records=())
     for event in (
         Event(Cause.POLLER, answer=verified),

@@ -19,6 +19,7 @@ from gql.errors import InvalidInput
 from gql.models import DnsRecord, DomainRecord, Status
 from gql.services.status_mapping import Verdict, provider_verdict
 from gql.services.transitions import (
+    CLAIMED_REASON,
     TIMEOUT_REASON,
     Answer,
     Cause,
@@ -86,6 +87,16 @@ def check_rules(
         return
     assert decision.status is not None
     new = decision.applied_to(current)
+    if current.released_at is not None:
+        # Another account claimed the name: the row stays as the claim left it.
+        assert not decision.changed
+        assert new.status is current.status
+        assert FollowUp.QUEUE_CHECK not in decision.follow_ups
+        return
+    if cause is Cause.CLAIMED:
+        assert (new.status, new.status_reason) == (Status.FAILED, CLAIMED_REASON)
+        assert new.released_at == now
+        assert FollowUp.QUEUE_CHECK not in decision.follow_ups
     # Only the provider's answer makes a domain verified, and a verified row has no reason.
     if new.status is Status.VERIFIED and current.status is not Status.VERIFIED:
         assert confirmed(event)
@@ -105,6 +116,7 @@ def check_rules(
         "dns_records",
         "verified_at",
         "verification_started_at",
+        "released_at",
     )
     changed = any(getattr(new, f) != getattr(current, f) for f in visible)
     assert decision.changed is changed

@@ -8,28 +8,10 @@ import sqlalchemy as sa
 from gql.db.domains import to_record
 from gql.db.statements import compile_statement
 from gql.db.tables import email_domains as t
-from gql.models import DomainRecord, Status
-
-CLAIMED = "claimed_by_another_account"
+from gql.models import DomainRecord
 
 _HOLDER = compile_statement(
     sa.select(*t.c).where(t.c.domain == sa.bindparam("name"), t.c.released_at.is_(None))
-)
-_RELEASE = compile_statement(
-    sa.update(t)
-    .where(t.c.id == sa.bindparam("domain_id"), t.c.released_at.is_(None))
-    .values(
-        status=Status.FAILED.value,
-        status_reason=CLAIMED,
-        released_at=sa.func.clock_timestamp(),
-        # A change like any other: writers that read the row before it fail their
-        # compare-and-set and decide again on the released row.
-        version=t.c.version + 1,
-        updated_at=sa.func.greatest(
-            sa.func.clock_timestamp(), t.c.updated_at + sa.text("interval '1 microsecond'")
-        ),
-    )
-    .returning(*t.c)
 )
 _DROP_RELEASED = compile_statement(
     sa.delete(t)
@@ -38,7 +20,7 @@ _DROP_RELEASED = compile_statement(
         t.c.domain == sa.bindparam("name"),
         t.c.released_at.is_not(None),
     )
-    .returning(t.c.id)
+    .returning(*t.c)
 )
 _RELEASED = compile_statement(
     sa.select(t.c.id).where(t.c.id == sa.bindparam("domain_id"), t.c.released_at.is_not(None))
@@ -51,15 +33,12 @@ async def holder(conn: asyncpg.Connection, *, domain: str) -> DomainRecord | Non
     return None if row is None else to_record(row)
 
 
-async def release(conn: asyncpg.Connection, *, domain_id: uuid.UUID) -> DomainRecord | None:
-    """Make a holding row step aside (`failed`, claimed); None when it no longer holds."""
-    row = await _RELEASE.fetchrow(conn, domain_id=domain_id)
+async def drop_released(
+    conn: asyncpg.Connection, *, user_id: uuid.UUID, domain: str
+) -> DomainRecord | None:
+    """Delete the user's row of `domain` that lost the name to a claim; the deleted row."""
+    row = await _DROP_RELEASED.fetchrow(conn, owner_id=user_id, name=domain)
     return None if row is None else to_record(row)
-
-
-async def drop_released(conn: asyncpg.Connection, *, user_id: uuid.UUID, domain: str) -> bool:
-    """Delete the user's row of `domain` that lost the name to a claim, if there is one."""
-    return await _DROP_RELEASED.fetchrow(conn, owner_id=user_id, name=domain) is not None
 
 
 async def is_released(conn: asyncpg.Connection, *, domain_id: uuid.UUID) -> bool:

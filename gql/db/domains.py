@@ -175,6 +175,7 @@ _WRITE = compile_statement(
         verification_started_at=sa.bindparam("started_at", type_=t.c.updated_at.type),
         last_checked_at=sa.bindparam("checked_at", type_=t.c.updated_at.type),
         updated_at=sa.bindparam("updated_at", type_=t.c.updated_at.type),
+        released_at=sa.bindparam("released_at", type_=t.c.updated_at.type),
         version=t.c.version + 1,
         check_job_id=sa.case(
             (sa.bindparam("release", type_=sa.Boolean), sa.null()), else_=t.c.check_job_id
@@ -255,6 +256,7 @@ async def compare_and_set(
         started_at=new.verification_started_at,
         checked_at=new.last_checked_at,
         updated_at=new.updated_at,
+        released_at=new.released_at,
         release=releases_check,
     )
     return None if row is None else to_record(row)

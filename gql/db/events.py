@@ -98,6 +98,7 @@ def _snapshot(record: DomainRecord) -> dict[str, Any]:
         "status_reason": record.status_reason,
         "verification_started_at": _iso(record.verification_started_at),
         "last_checked_at": _iso(record.last_checked_at),
+        "released_at": _iso(record.released_at),
         "version": record.version,
     }
 
@@ -121,6 +122,7 @@ def _from_snapshot(raw: Mapping[str, Any]) -> DomainRecord:
             "updated_at": when("updated_at"),
             "verification_started_at": when("verification_started_at"),
             "last_checked_at": when("last_checked_at"),
+            "released_at": when("released_at"),
         }
     )
 

@@ -117,7 +117,7 @@ class DomainEventRow(SQLModel, table=True):
         ),
         sa.CheckConstraint(
             "cause IN ('create', 'override', 'verify', 'poll', 'sync', 'poller', 'timeout', "
-            "'delete')",
+            "'claim', 'delete')",
             name="cause",
         ),
         # A domain's history, newest first; a user's events after an id (subscriptions).

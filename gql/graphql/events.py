@@ -29,6 +29,7 @@ class DomainEventCause(enum.Enum):
     SYNC = "sync"
     POLLER = "poller"
     TIMEOUT = "timeout"
+    CLAIM = "claim"
     DELETE = "delete"
 
 

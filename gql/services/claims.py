@@ -18,13 +18,15 @@ from dataclasses import dataclass
 import asyncpg
 
 from gql.db import claims as repo
-from gql.db import queue
-from gql.db.claims import CLAIMED
 from gql.db.engine import Database
 from gql.errors import Conflict
-from gql.models import DomainRecord, Principal
+from gql.models import Change, DomainRecord, EventCause, Principal
+from gql.observability.request_id import current_request_id
 from gql.providers.dns_resolver import TxtResolver
+from gql.services.events import actor_of, record_change
 from gql.services.names import normalise_domain
+from gql.services.state_writer import StateWriter
+from gql.services.transitions import CLAIMED_REASON, Cause, Event
 from gql.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -120,12 +122,14 @@ class ClaimService:
         resolver: TxtResolver,
         guard: NameGuard,
         create: Callable[[Principal, str], Awaitable[DomainRecord]],
+        writer: StateWriter,
     ) -> None:
         """`create` is the lifecycle's create, which a proven claim ends with."""
         self._db = db
         self._resolver = resolver
         self._guard = guard
         self._create = create
+        self._writer = writer
 
     def challenge(self, principal: Principal, raw_name: str) -> Challenge:
         """What the caller must publish to claim `raw_name`."""
@@ -143,22 +147,30 @@ class ClaimService:
             return holder
         if holder is not None:
             await self._proven(principal, name)
-        async with self._db.transaction() as conn:
-            if holder is not None:
-                if await repo.release(conn, domain_id=holder.id) is None:
-                    raise Conflict(
-                        f"{name} changed hands while it was being claimed: claim it again."
-                    )
-                await queue.cancel_checks(conn, domain_id=holder.id)
-            await repo.drop_released(conn, user_id=principal.user_id, domain=name)
-        if holder is not None:
+            # The holder's row steps aside through the state machine: failed, released, its
+            # checks dropped and its event recorded, in one transaction.
+            released = await self._writer.apply(
+                Event(Cause.CLAIMED, actor=actor_of(principal)), domain_id=holder.id, seen=holder
+            )
+            if (
+                released.record is None
+                or released.decision is None
+                or not released.decision.changed
+            ):
+                raise Conflict(f"{name} changed hands while it was being claimed: claim it again.")
             logger.info(
                 "%s claimed by user %s from user %s (%s)",
                 name,
                 principal.user_id,
                 holder.user_id,
-                CLAIMED,
+                CLAIMED_REASON,
             )
+        async with self._db.transaction() as conn:
+            # The claimant's own row that once lost this name goes, so the create can add it.
+            dropped = await repo.drop_released(conn, user_id=principal.user_id, domain=name)
+            if dropped is not None:
+                change = Change(EventCause.CLAIM, actor_of(principal), current_request_id())
+                await record_change(conn, before=dropped, after=None, change=change)
         return await self._create(principal, name)
 
     async def _proven(self, principal: Principal, name: str) -> None:

@@ -123,7 +123,7 @@ async def open_services(url: str, settings: Settings) -> AsyncIterator[Services]
             provider=provider,
             dns=dns,
             zones=zones,
-            claims=ClaimService(db, resolver, NameGuard(settings), lifecycle.create),
+            claims=ClaimService(db, resolver, NameGuard(settings), lifecycle.create, writer),
             domains=DomainService(db, writer),
             lifecycle=lifecycle,
             poller=poller,

@@ -53,6 +53,7 @@ _EVENT_CAUSES = {
     Cause.POLLER: EventCause.POLLER,
     Cause.SWEEP: EventCause.POLLER,
     Cause.TIMEOUT: EventCause.TIMEOUT,
+    Cause.CLAIMED: EventCause.CLAIM,
     Cause.DELETE: EventCause.DELETE,
 }
 

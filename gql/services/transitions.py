@@ -23,6 +23,7 @@ VERIFIED_ONLY_BY_PROVIDER = (
 TIMEOUT_REASON = "verification_timeout"
 TAKEN_REASON = "verified_by_another_account"
 NOT_STARTED_REASON = "verification_not_started"
+CLAIMED_REASON = "claimed_by_another_account"
 _TICK = timedelta(microseconds=1)
 
 
@@ -55,6 +56,8 @@ class Cause(enum.StrEnum):
     """The sweeper found a verifying domain with no check queued or running."""
     TAKEN = "taken"
     """The provider verified the name, but another account already holds it verified."""
+    CLAIMED = "claimed"
+    """Another account proved control of the name's DNS: this row steps aside for good."""
     DELETE = "delete"
     """The owner deleted the domain."""
 
@@ -98,6 +101,8 @@ class Decision:
     verification_started_at: datetime | None
     last_checked_at: datetime | None
     updated_at: datetime | None
+    released_at: datetime | None
+    """When another account claimed the name from this row."""
     follow_ups: frozenset[FollowUp]
     changed: bool
     """A field callers see changed (so `updated_at` moved)."""
@@ -127,6 +132,7 @@ class Decision:
             verification_started_at=self.verification_started_at,
             last_checked_at=self.last_checked_at,
             updated_at=self.updated_at,
+            released_at=self.released_at,
         )
 
 
@@ -160,6 +166,10 @@ def decide(
         # Another account claimed the name: this row stays as the claim left it, and no
         # provider answer about the name is this row's any more.
         return _next(current, event, now=now)
+    if cause is Cause.CLAIMED:
+        return _next(
+            current, event, status=Status.FAILED, reason=CLAIMED_REASON, released=now, now=now
+        )
     if cause is Cause.OVERRIDE:
         return _override(current, event.target, now=now)
     verifying = current.status is Status.VERIFYING
@@ -202,6 +212,7 @@ def _create(current: DomainRecord | None, event: Event, *, now: datetime) -> Dec
         verification_started_at=None,
         last_checked_at=None,
         updated_at=now,
+        released_at=None,
         follow_ups=frozenset(),
         changed=True,
         write=True,
@@ -218,6 +229,7 @@ def _deleted(current: DomainRecord) -> Decision:
         verification_started_at=None,
         last_checked_at=None,
         updated_at=None,
+        released_at=None,
         follow_ups=frozenset({FollowUp.CANCEL_CHECKS, FollowUp.QUEUE_CLEANUP}),
         changed=True,
         write=True,
@@ -282,6 +294,7 @@ def _unchanged(current: DomainRecord) -> Decision:
         verification_started_at=current.verification_started_at,
         last_checked_at=current.last_checked_at,
         updated_at=current.updated_at,
+        released_at=current.released_at,
         follow_ups=frozenset(),
         changed=False,
         write=False,
@@ -300,6 +313,7 @@ def _next(
     verification_started_at: datetime | Literal[_Keep.KEEP] | None = _KEEP,
     last_checked_at: datetime | None = None,
     queue_check: bool = False,
+    released: datetime | None = None,
 ) -> Decision:
     """The row after a change, with the rules every change obeys."""
     new_status = current.status if status is None else status
@@ -324,6 +338,7 @@ def _next(
         or new_records != current.dns_records
         or verified_at != current.verified_at
         or started != current.verification_started_at
+        or released is not None
     )
     follow_ups: set[FollowUp] = set()
     was_verifying = current.status is Status.VERIFYING
@@ -341,6 +356,7 @@ def _next(
         last_checked_at=checked,
         # Strictly forward, even if the clock stepped back since the last change.
         updated_at=max(now, current.updated_at + _TICK) if changed else current.updated_at,
+        released_at=current.released_at if released is None else released,
         follow_ups=frozenset(follow_ups),
         changed=changed,
         write=changed or checked != current.last_checked_at or releases,

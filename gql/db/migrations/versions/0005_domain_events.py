@@ -43,7 +43,7 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint(
             "cause IN ('create', 'override', 'verify', 'poll', 'sync', 'poller', 'timeout', "
-            "'delete')",
+            "'claim', 'delete')",
             name=op.f("ck_domain_events_cause"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_domain_events")),
