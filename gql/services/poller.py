@@ -16,6 +16,7 @@ from gql.db import queue
 from gql.db.engine import Database
 from gql.errors import DomainError
 from gql.models import Status
+from gql.observability.metrics import CHECKS
 from gql.providers.verification import VerificationProvider
 from gql.services.lifecycle import answer_of
 from gql.services.state_writer import StateWriter
@@ -53,18 +54,21 @@ class Poller:
                 Event(Cause.TIMEOUT), domain_id=domain_id, seen=claimed, attempt=attempt
             )
             logger.info("domain %s not verified within the window: failed", domain_id)
+            CHECKS.labels("timeout").inc()
             return
         try:
             live = await self._provider.get(claimed.agentmail_domain_id or claimed.domain)
         except DomainError as error:
             logger.warning("check of domain %s got no answer: %s", domain_id, error.message)
             live = None
-        await self._writer.apply(
+        applied = await self._writer.apply(
             Event(Cause.POLLER, answer=None if live is None else answer_of(live)),
             domain_id=domain_id,
             seen=claimed,
             attempt=attempt,
         )
+        stored = applied.record
+        CHECKS.labels("no_answer" if live is None or stored is None else stored.status.value).inc()
 
     async def sweep(self) -> int:
         """Fail verifying domains past their window and queue a check for any verifying domain
