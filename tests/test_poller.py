@@ -489,7 +489,10 @@ async def test_two_worker_processes_never_check_one_domain_at_the_same_time(
             worker_process(db, env, tmp_path / "a.log") as a,
             worker_process(db, env, tmp_path / "b.log") as b,
         ):
-            logs = lambda: f"{a.stderr()}\n{b.stderr()}"  # noqa: E731
+
+            def logs() -> str:
+                return f"{a.stderr()}\n{b.stderr()}"
+
             for d in domains:  # unless the workers' sweeper queued it already
                 await services.jobs.schedule_check(d.id, attempt=0, delay_seconds=0)
             await asyncio.sleep(2)  # the chains run freely (0-minute steps)
