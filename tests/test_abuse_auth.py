@@ -12,6 +12,7 @@ import pytest
 
 from gql.app import create_app
 from gql.errors import RateLimited
+from gql.models import Principal
 from gql.services.container import Services
 from tests.conftest import JWT_SECRET, make_settings, running, session_token
 from tests.helpers import Served, serve
@@ -68,7 +69,7 @@ async def lookups(database_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
         calls: list[str] = []
         original = services.api_keys.user_for
 
-        async def counting(key: str) -> uuid.UUID | None:
+        async def counting(key: str) -> Principal | None:
             calls.append(key)
             return await original(key)
 

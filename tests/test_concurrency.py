@@ -3,9 +3,12 @@
 import asyncio
 import random
 from datetime import datetime
+from typing import Any
 
 from gql.app import create_app
+from gql.db.engine import Database
 from tests.conftest import make_settings, running
+from tests.helpers import MakeOwner
 
 VERIFY = "mutation V($id: UUID!) { verifyEmailDomain(id: $id) { status updatedAt } }"
 UPDATE = (
@@ -14,14 +17,16 @@ UPDATE = (
 )
 
 
-async def test_overrides_and_verifications_race_without_errors(database_url, make_owner, db):
+async def test_overrides_and_verifications_race_without_errors(
+    database_url: str, make_owner: MakeOwner, db: Database
+) -> None:
     app = create_app(make_settings(database_url, sandbox_verify_seconds=3600))
     owner = await make_owner(["pending"])
     domain_id = str(owner.domains[0].id)
     rng = random.Random(7)
     async with running(app) as client:
 
-        async def one(i: int) -> dict:
+        async def one(i: int) -> dict[str, Any]:
             if i % 2:
                 variables = {"id": domain_id}
                 query = VERIFY

@@ -64,7 +64,10 @@ BROKEN = [
     _record(
         10,
         Status.PENDING,
-        dns_records=(DnsRecord("TXT", "x", "y", None), DnsRecord("MX", None, "y", 1)),
+        dns_records=(
+            DnsRecord("TXT", "x", "y", None),
+            DnsRecord("MX", None, "y", 1),  # type: ignore[arg-type]
+        ),
     ),
     _record(11, Status.FAILED, domain=None),
     _record(12, Status.VERIFYING, dns_records=(DnsRecord("MX", "x", "y", 2**40),)),
@@ -181,7 +184,9 @@ def _context(token: str | None) -> GatewayContext:
     return GatewayContext(Request(scope), Response(), SERVICES)  # type: ignore[arg-type]
 
 
-async def _answer(schema: Any, query: str, variables: Mapping[str, Any] | None, token: str | None):
+async def _answer(
+    schema: Any, query: str, variables: Mapping[str, Any] | None, token: str | None
+) -> tuple[bytes, str | None]:
     context = _context(token)
     result = await schema.execute(
         query, variable_values=dict(variables or {}), context_value=context
@@ -199,19 +204,21 @@ async def assert_same(
     return actual[0]
 
 
+def _executor(document: graphql.DocumentNode) -> graphql.execution.Executor[Any]:
+    executor = graphql.execution.Executor.build(PLANS._schema, document, context_value=None)
+    assert not isinstance(executor, list), executor
+    return executor
+
+
 def test_plans_are_used_for_the_operations_they_know() -> None:
     from gql.graphql import compiled
 
     document = graphql.parse("{ emailDomains { totalCount edges { node { id status } } } }")
-    plan = compiled.compile_plan(
-        graphql.execution.Executor.build(PLANS._schema, document, context_value=None)
-    )
+    plan = compiled.compile_plan(_executor(document))
     assert [s.key for s in plan.root.steps] == ["emailDomains"]
     introspection = graphql.parse("{ __schema { queryType { name } } }")
     with pytest.raises(compiled.Unsupported):
-        compiled.compile_plan(
-            graphql.execution.Executor.build(PLANS._schema, introspection, context_value=None)
-        )
+        compiled.compile_plan(_executor(introspection))
 
 
 async def test_plans_per_document_are_bounded() -> None:

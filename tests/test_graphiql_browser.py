@@ -27,7 +27,7 @@ from playwright.async_api import (
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.conftest import Owner
-from tests.helpers import Served, serve
+from tests.helpers import MakeOwner, Served, serve
 
 CHROMIUM = "/usr/bin/chromium"
 # As root Chromium needs --no-sandbox; the rest keep it from calling home (see the machine notes).
@@ -198,7 +198,7 @@ async def run(page: Page) -> dict[str, Any]:
 
 
 async def test_graphiql_runs_a_query_with_an_api_key_with_no_network(
-    gateway: Served, context: BrowserContext, make_owner: Any
+    gateway: Served, context: BrowserContext, make_owner: MakeOwner
 ) -> None:
     owner: Owner = await make_owner(["pending", "verified"])
     seen = await visit(context, gateway)
@@ -235,7 +235,7 @@ async def test_graphiql_without_a_key_shows_the_unauthenticated_error(
 
 
 async def test_graphiql_keeps_the_query_history_but_not_the_key(
-    gateway: Served, context: BrowserContext, make_owner: Any
+    gateway: Served, context: BrowserContext, make_owner: MakeOwner
 ) -> None:
     owner: Owner = await make_owner(["failed"])
     seen = await visit(context, gateway)
@@ -258,7 +258,7 @@ async def test_graphiql_keeps_the_query_history_but_not_the_key(
 
 
 async def test_graphiql_sends_subscriptions_over_the_gateways_websocket(
-    gateway: Served, context: BrowserContext, make_owner: Any
+    gateway: Served, context: BrowserContext, make_owner: MakeOwner
 ) -> None:
     owner: Owner = await make_owner(["verifying"])
     seen = await visit(context, gateway)

@@ -4,9 +4,15 @@ import logging
 import uuid
 from typing import Any
 
+import httpx
+import pytest
+from starlette.applications import Starlette
+
 from gql.errors import Conflict
+from gql.services.container import Services
 from tests.conftest import make_settings, running
 from tests.execution_paths import app, client, services
+from tests.helpers import MakeOwner
 
 __all__ = ["app", "client", "services"]  # fixtures: every test runs on both execution paths
 
@@ -27,7 +33,12 @@ LIST = (
 ONE = f"query One($id: UUID!) {{ emailDomain(id: $id) {{ {DOMAIN_FIELDS} }} }}"
 
 
-async def gql(client, query: str, headers=None, **variables: Any) -> dict[str, Any]:
+async def gql(
+    client: httpx.AsyncClient,
+    query: str,
+    headers: dict[str, str] | None = None,
+    **variables: Any,
+) -> dict[str, Any]:
     response = await client.post(
         "/graphql", json={"query": query, "variables": variables}, headers=headers or {}
     )
@@ -40,7 +51,7 @@ def codes(body: dict[str, Any]) -> list[str]:
     return [e["extensions"]["code"] for e in body.get("errors", [])]
 
 
-async def test_mutation_overrides_status(client, make_owner):
+async def test_mutation_overrides_status(client: httpx.AsyncClient, make_owner: MakeOwner) -> None:
     owner = await make_owner(["verifying"])
     domain = owner.domains[0]
     body = await gql(client, UPDATE, owner.headers, id=str(domain.id), status="FAILED")
@@ -60,7 +71,9 @@ async def test_mutation_overrides_status(client, make_owner):
     assert again["data"]["updateEmailDomainStatus"]["updatedAt"] == node["updatedAt"]
 
 
-async def test_mutation_refuses_verified_listing_allowed_values(client, make_owner):
+async def test_mutation_refuses_verified_listing_allowed_values(
+    client: httpx.AsyncClient, make_owner: MakeOwner
+) -> None:
     owner = await make_owner(["verifying"])
     body = await gql(client, UPDATE, owner.headers, id=str(owner.domains[0].id), status="VERIFIED")
     assert codes(body) == ["BAD_USER_INPUT"]
@@ -76,7 +89,9 @@ async def test_mutation_refuses_verified_listing_allowed_values(client, make_own
     assert one["data"]["emailDomain"]["status"] == "VERIFYING"
 
 
-async def test_email_domain_returns_the_row_or_null(client, make_owner):
+async def test_email_domain_returns_the_row_or_null(
+    client: httpx.AsyncClient, make_owner: MakeOwner
+) -> None:
     owner, other = await make_owner(["pending"]), await make_owner()
     domain = owner.domains[0]
     body = await gql(client, ONE, owner.headers, id=str(domain.id))
@@ -89,7 +104,9 @@ async def test_email_domain_returns_the_row_or_null(client, make_owner):
     assert missing == {"data": {"emailDomain": None}}
 
 
-async def test_email_domains_pages_newest_first(client, make_owner):
+async def test_email_domains_pages_newest_first(
+    client: httpx.AsyncClient, make_owner: MakeOwner
+) -> None:
     owner = await make_owner(["pending", "verified", "failed", "verifying", "pending"])
     expected = [str(d.id) for d in reversed(owner.domains)]
     seen, after, pages = [], None, 0
@@ -108,7 +125,9 @@ async def test_email_domains_pages_newest_first(client, make_owner):
     assert pages == 3
 
 
-async def test_email_domains_filters_by_status(client, make_owner):
+async def test_email_domains_filters_by_status(
+    client: httpx.AsyncClient, make_owner: MakeOwner
+) -> None:
     owner = await make_owner(["pending", "verified", "pending"])
     body = await gql(client, LIST, owner.headers, status="PENDING")
     connection = body["data"]["emailDomains"]
@@ -116,7 +135,9 @@ async def test_email_domains_filters_by_status(client, make_owner):
     assert {e["node"]["status"] for e in connection["edges"]} == {"PENDING"}
 
 
-async def test_bad_page_arguments_are_bad_user_input(client, make_owner):
+async def test_bad_page_arguments_are_bad_user_input(
+    client: httpx.AsyncClient, make_owner: MakeOwner
+) -> None:
     owner = await make_owner()
     body = await gql(client, LIST, owner.headers, first=101)
     assert codes(body) == ["BAD_USER_INPUT"]
@@ -126,19 +147,21 @@ async def test_bad_page_arguments_are_bad_user_input(client, make_owner):
     assert "endCursor" in body["errors"][0]["message"]
 
 
-async def test_unknown_domain_is_not_found(client, make_owner):
+async def test_unknown_domain_is_not_found(
+    client: httpx.AsyncClient, make_owner: MakeOwner
+) -> None:
     owner = await make_owner()
     body = await gql(client, UPDATE, owner.headers, id=str(uuid.uuid4()), status="FAILED")
     assert codes(body) == ["NOT_FOUND"]
     assert body["data"] is None
 
 
-async def test_no_token_is_unauthenticated(client):
+async def test_no_token_is_unauthenticated(client: httpx.AsyncClient) -> None:
     body = await gql(client, "{ emailDomains { totalCount } }")
     assert codes(body) == ["UNAUTHENTICATED"]
 
 
-async def test_syntax_and_validation_errors_keep_their_message(client):
+async def test_syntax_and_validation_errors_keep_their_message(client: httpx.AsyncClient) -> None:
     body = await gql(client, "{ emailDomains { ")
     assert codes(body) == ["GRAPHQL_PARSE_FAILED"]
     assert "Syntax Error" in body["errors"][0]["message"]
@@ -147,7 +170,9 @@ async def test_syntax_and_validation_errors_keep_their_message(client):
     assert "Cannot query field 'nope'" in body["errors"][0]["message"]
 
 
-async def test_repeated_document_is_served_from_the_cache(client, make_owner, monkeypatch):
+async def test_repeated_document_is_served_from_the_cache(
+    client: httpx.AsyncClient, make_owner: MakeOwner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     owner = await make_owner()
     await gql(client, LIST, owner.headers)
     import gql.graphql.documents as documents
@@ -162,8 +187,12 @@ async def test_repeated_document_is_served_from_the_cache(client, make_owner, mo
 
 
 async def test_unexpected_errors_are_masked_and_logged(
-    client, make_owner, services, monkeypatch, caplog
-):
+    client: httpx.AsyncClient,
+    make_owner: MakeOwner,
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     owner = await make_owner()
 
     async def broken(*args: Any, **kwargs: Any) -> None:
@@ -180,7 +209,12 @@ async def test_unexpected_errors_are_masked_and_logged(
     assert any(request_id in r.getMessage() and r.exc_info for r in caplog.records)
 
 
-async def test_conflict_errors_carry_their_code(client, make_owner, services, monkeypatch):
+async def test_conflict_errors_carry_their_code(
+    client: httpx.AsyncClient,
+    make_owner: MakeOwner,
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     owner = await make_owner()
 
     async def conflict(*args: Any, **kwargs: Any) -> None:
@@ -192,7 +226,7 @@ async def test_conflict_errors_carry_their_code(client, make_owner, services, mo
     assert body["errors"][0]["message"] == "Another account has already verified this domain."
 
 
-async def test_rate_limited_with_retry_after(database_url, make_owner):
+async def test_rate_limited_with_retry_after(database_url: str, make_owner: MakeOwner) -> None:
     async with running(create_app_with(database_url, rate_limit="2/minute")) as client:
         owner = await make_owner()
         for _ in range(2):
@@ -202,7 +236,7 @@ async def test_rate_limited_with_retry_after(database_url, make_owner):
         assert int(response.headers["Retry-After"]) >= 1
 
 
-async def test_database_unavailable_is_service_unavailable(make_owner):
+async def test_database_unavailable_is_service_unavailable(make_owner: MakeOwner) -> None:
     owner = await make_owner()
     app = create_app_with(
         "postgresql+asyncpg://postgres@127.0.0.1:1/postgres", db_connect_timeout=1
@@ -220,7 +254,7 @@ async def test_database_unavailable_is_service_unavailable(make_owner):
     assert response.headers["Retry-After"] == "5"
 
 
-async def test_graphiql_for_browsers_json_for_api_clients(client):
+async def test_graphiql_for_browsers_json_for_api_clients(client: httpx.AsyncClient) -> None:
     page = await client.get("/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 200
     assert "graphiql" in page.text.lower()
@@ -230,7 +264,7 @@ async def test_graphiql_for_browsers_json_for_api_clients(client):
     assert apollo.json() == {"data": {"__typename": "Query"}}
 
 
-def create_app_with(database_url: str, **overrides: Any):
+def create_app_with(database_url: str, **overrides: Any) -> Starlette:
     from gql.app import create_app
 
     return create_app(make_settings(database_url, **overrides))
@@ -242,7 +276,7 @@ def session_jwt(user_id: uuid.UUID) -> str:
     return session_token(user_id)
 
 
-async def test_batching_only_when_configured(database_url, make_owner):
+async def test_batching_only_when_configured(database_url: str, make_owner: MakeOwner) -> None:
     owner = await make_owner()
     batch = [{"query": "{ __typename }"}, {"query": "{ emailDomains { totalCount } }"}]
     async with running(create_app_with(database_url, graphql_max_batch=2)) as client:

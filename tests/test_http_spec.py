@@ -3,10 +3,11 @@ status and body of every kind of failure, and one timestamp format on both trans
 
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.execution_paths import app, client, services
-from tests.helpers import node_client, serve
+from tests.helpers import MakeOwner, node_client, serve
 
 __all__ = ["app", "client", "services"]  # fixtures: every test runs on both execution paths
 
@@ -42,7 +43,7 @@ PRE_EXECUTION = [
 
 @pytest.mark.parametrize(("request_body", "code"), PRE_EXECUTION)
 async def test_graphql_response_json_answers_4xx_without_data_before_execution(
-    client, request_body: dict[str, Any], code: str
+    client: httpx.AsyncClient, request_body: dict[str, Any], code: str
 ) -> None:
     response = await client.post(
         "/graphql", json=request_body, headers={"Accept": GRAPHQL_RESPONSE}
@@ -57,7 +58,7 @@ async def test_graphql_response_json_answers_4xx_without_data_before_execution(
 @pytest.mark.parametrize(("request_body", "code"), PRE_EXECUTION)
 @pytest.mark.parametrize("accept", [JSON, "*/*", None])
 async def test_application_json_keeps_answering_200(
-    client, request_body: dict[str, Any], code: str, accept: str | None
+    client: httpx.AsyncClient, request_body: dict[str, Any], code: str, accept: str | None
 ) -> None:
     headers = {"Accept": accept} if accept else {}
     response = await client.post("/graphql", json=request_body, headers=headers)
@@ -66,7 +67,9 @@ async def test_application_json_keeps_answering_200(
     assert _codes(response.json()) == [code]
 
 
-async def test_execution_errors_are_200_with_data_in_both_media_types(client) -> None:
+async def test_execution_errors_are_200_with_data_in_both_media_types(
+    client: httpx.AsyncClient,
+) -> None:
     for accept in (GRAPHQL_RESPONSE, JSON):
         response = await client.post(
             "/graphql",
@@ -80,7 +83,7 @@ async def test_execution_errors_are_200_with_data_in_both_media_types(client) ->
         assert _codes(body) == ["UNAUTHENTICATED"]
 
 
-async def test_the_preferred_media_type_wins(client) -> None:
+async def test_the_preferred_media_type_wins(client: httpx.AsyncClient) -> None:
     for accept, media in [
         (f"{JSON}, {GRAPHQL_RESPONSE}", GRAPHQL_RESPONSE),
         (f"{GRAPHQL_RESPONSE};q=0.5, {JSON}", JSON),
@@ -103,7 +106,9 @@ def _refused(response: Any, status: int, code: str, media: str = JSON) -> dict[s
 
 
 @pytest.mark.parametrize("accept", [JSON, GRAPHQL_RESPONSE])
-async def test_refusals_are_graphql_error_bodies(client, make_owner, accept: str) -> None:
+async def test_refusals_are_graphql_error_bodies(
+    client: httpx.AsyncClient, make_owner: MakeOwner, accept: str
+) -> None:
     owner = await make_owner(["pending"])
     headers = {**owner.headers, "Accept": accept}
     operation = {"query": "{ __typename }"}
@@ -136,7 +141,9 @@ async def test_refusals_are_graphql_error_bodies(client, make_owner, accept: str
     _refused(response, 400, "BAD_REQUEST", accept)
 
 
-async def test_graphql_timestamps_are_rfc3339_utc_with_z_like_rest(client, make_owner) -> None:
+async def test_graphql_timestamps_are_rfc3339_utc_with_z_like_rest(
+    client: httpx.AsyncClient, make_owner: MakeOwner
+) -> None:
     owner = await make_owner(["pending"])
     domain = owner.domains[0]
     response = await client.post(

@@ -337,7 +337,9 @@ async def test_each_record_carries_the_providers_verdict_and_rest_keeps_its_shap
     await gateway.graphql(VERIFY, headers, id=domain_id, poll=True)
 
     domain = (await gateway.graphql(RECORDS, headers, id=domain_id))["emailDomain"]
-    live = {(r["type"], r["name"]): r["status"] for r in agentmail.domain(name)["records"]}
+    provider = agentmail.domain(name)
+    assert provider is not None
+    live = {(r["type"], r["name"]): r["status"] for r in provider["records"]}
     assert {(r["type"], r["name"]): r["status"] for r in domain["dnsRecords"]} == live
     assert set(live.values()) == {"INVALID"}
     assert {r["checkedAt"] for r in domain["dnsRecords"]} == {domain["lastCheckedAt"]}

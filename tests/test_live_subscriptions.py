@@ -180,7 +180,7 @@ async def test_a_subscriber_on_b_receives_every_change_made_through_a(
             node_client("apollo-subscribe.mjs", b.ws_url, request, owner.key)
         )
 
-        async def everyone_receives(expected: tuple[str, str | None, str]) -> None:
+        async def everyone_receives(expected: tuple[str, str | None, str | None]) -> None:
             started = time.monotonic()
             events = [
                 await python.event(within=DELIVERY_SECONDS + 10),

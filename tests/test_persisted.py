@@ -2,16 +2,18 @@
 trusted documents only), and the protocol's edges through HTTP."""
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from graphql import parse, print_ast
 
 from gql.app import create_app
 from gql.graphql.persisted import ManifestError, load_manifest, sha256
 from tests.conftest import make_settings, running
-from tests.helpers import node_client, serve
+from tests.helpers import MakeOwner, node_client, serve
 
 # Apollo Client adds __typename to every selection set below the root before hashing, so a
 # document that already has them is hashed as written (after graphql-js's printer).
@@ -43,7 +45,7 @@ def _fetches(messages: list[dict[str, Any]]) -> list[tuple[str, bool, int]]:
 
 
 async def test_apollo_persisted_query_link_registers_then_reuses_hashes(
-    database_url: str, make_owner
+    database_url: str, make_owner: MakeOwner
 ) -> None:
     owner = await make_owner(["pending"])
     domain = owner.domains[0]
@@ -89,7 +91,7 @@ def _manifest(tmp_path: Path, documents: list[str], *, relay: bool = False) -> P
 
 
 async def test_apollo_client_runs_trusted_documents_and_nothing_else(
-    database_url: str, make_owner, tmp_path: Path
+    database_url: str, make_owner: MakeOwner, tmp_path: Path
 ) -> None:
     owner = await make_owner(["verifying"])
     manifest = _manifest(tmp_path, [ONE])
@@ -106,7 +108,7 @@ async def test_apollo_client_runs_trusted_documents_and_nothing_else(
 
 
 @pytest.fixture
-async def apq(database_url: str):
+async def apq(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with running(create_app(make_settings(database_url))) as client:
         yield client
 
@@ -115,7 +117,7 @@ def _codes(response: Any) -> list[str]:
     return [e["extensions"]["code"] for e in response.json()["errors"]]
 
 
-async def test_apq_protocol_edges(apq, make_owner) -> None:
+async def test_apq_protocol_edges(apq: httpx.AsyncClient, make_owner: MakeOwner) -> None:
     owner = await make_owner(["pending"])
     digest = sha256(LIST)
     hashed = {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": digest}}}
@@ -141,7 +143,7 @@ async def test_apq_protocol_edges(apq, make_owner) -> None:
 
 @pytest.mark.parametrize("relay", [False, True], ids=["apollo-manifest", "relay-manifest"])
 async def test_trusted_documents_by_id_hash_or_text(
-    database_url: str, make_owner, tmp_path: Path, relay: bool
+    database_url: str, make_owner: MakeOwner, tmp_path: Path, relay: bool
 ) -> None:
     owner = await make_owner(["failed"])
     manifest = _manifest(tmp_path, [LIST], relay=relay)

@@ -490,7 +490,10 @@ async def test_two_worker_processes_never_check_one_domain_at_the_same_time(
             worker_process(db, env, tmp_path / "a.log") as a,
             worker_process(db, env, tmp_path / "b.log") as b,
         ):
-            logs = lambda: f"{a.stderr()}\n{b.stderr()}"  # noqa: E731
+
+            def logs() -> str:
+                return f"{a.stderr()}\n{b.stderr()}"
+
             await asyncio.sleep(2)  # the chains run freely (0-minute steps)
 
             # Contention: queue another check of a domain while one of its checks is inside

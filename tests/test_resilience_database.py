@@ -32,6 +32,7 @@ from gql.providers.agentmail import AgentMailProvider
 from gql.providers.cloudflare import CloudflareDns
 from gql.services.container import open_services
 from tests.conftest import make_settings
+from tests.helpers import MakeOwner
 from tests.test_database_faults import (
     PrivateServer,
     admin_connect,
@@ -235,7 +236,7 @@ async def update_then_lose_the_connection(
 
 
 async def test_the_callers_own_timeout_after_an_update_is_not_relabelled(
-    db: Database, make_owner: Any
+    db: Database, make_owner: MakeOwner
 ) -> None:
     domain_id = (await make_owner(["pending"])).domains[0].id
     with pytest.raises(TimeoutError, match="the caller's own deadline"):
@@ -244,7 +245,7 @@ async def test_the_callers_own_timeout_after_an_update_is_not_relabelled(
 
 
 async def test_a_connection_lost_after_an_update_says_the_outcome_is_unknown(
-    db: Database, make_owner: Any, database_url: str
+    db: Database, make_owner: MakeOwner, database_url: str
 ) -> None:
     domain_id = (await make_owner(["pending"])).domains[0].id
     with pytest.raises(Unavailable) as raised:
@@ -256,7 +257,7 @@ async def test_a_connection_lost_after_an_update_says_the_outcome_is_unknown(
 
 
 async def test_a_connection_lost_inside_a_transaction_changed_nothing_and_says_so(
-    db: Database, make_owner: Any, database_url: str
+    db: Database, make_owner: MakeOwner, database_url: str
 ) -> None:
     domain_id = (await make_owner(["pending"])).domains[0].id
     with pytest.raises(Unavailable, match="nothing was changed"):

@@ -154,7 +154,10 @@ async def test_soak_settles_every_domain_and_keeps_every_invariant(
             Account(client, [f"a{i}-{uuid.uuid4().hex[:6]}.com" for i in range(10)] + shared),
             Account(client, [f"b{i}-{uuid.uuid4().hex[:6]}.com" for i in range(7)] + shared),
         ]
-        logs = lambda: f"seed={seed}\n{a.stderr()}\n{b.stderr()}"  # noqa: E731
+
+        def logs() -> str:
+            return f"seed={seed}\n{a.stderr()}\n{b.stderr()}"
+
         started, killed = time.monotonic(), False
         while time.monotonic() - started < SOAK_SECONDS:
             await asyncio.gather(*(rng.choice(accounts).act(rng, fake) for _ in range(6)))

@@ -143,10 +143,10 @@ async def test_a_worker_sweeps_what_a_crash_left_at_start(
 
         async def repaired() -> bool:
             async with db.connect() as conn:
-                status = await conn.fetchval(
+                status: str = await conn.fetchval(
                     "SELECT status FROM email_domains WHERE id = $1", overdue.id
                 )
-                checks = await conn.fetchval(
+                checks: int = await conn.fetchval(
                     "SELECT count(*) FROM procrastinate_jobs WHERE queueing_lock = $1"
                     " AND status = 'todo'",
                     f"domain:{orphan.id}",

@@ -28,6 +28,7 @@ from tests.test_lifecycle import (
     DELETE,
     ONE,
     Gateway,
+    User,
     codes,
     create,
     fetch,
@@ -54,12 +55,12 @@ OVERRIDE = (
 )
 
 
-async def settle(gw: Gateway, agentmail: FakeAgentMail, user: Any, name: str) -> dict[str, Any]:
+async def settle(gw: Gateway, agentmail: FakeAgentMail, user: User, name: str) -> dict[str, Any]:
     """A created domain that the provider failed terminally, with no check left."""
     node = await create(gw, user, name)
     agentmail.set_status(name, "FAILED", "ses_dkim_failed")
     await gw.run_jobs()
-    done = await fetch(gw, user, node["id"])
+    done: dict[str, Any] = await fetch(gw, user, node["id"])
     assert (done["status"], done["statusReason"]) == ("FAILED", "ses_dkim_failed")
     return done
 
