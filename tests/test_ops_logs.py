@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 
-from tests.ops.processes import GATEWAY, base_env, eventually, free_port, fresh_database, gateway
+from tests.helpers import free_port
+from tests.ops.processes import GATEWAY, base_env, eventually, fresh_database, gateway
 
 CREATE = """
 mutation AddDomain($domain: String!) { createEmailDomain(domain: $domain) { id status } }

@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 
-from tests.ops.processes import base_env, eventually, free_port, fresh_database, gateway
+from tests.helpers import free_port
+from tests.ops.processes import base_env, eventually, fresh_database, gateway
 from tests.test_ops_logs import create_key
 from tests.test_ops_metrics import sample
 

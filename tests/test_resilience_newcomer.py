@@ -11,7 +11,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,14 +18,9 @@ from pathlib import Path
 
 import httpx
 
+from tests.helpers import free_port
+
 GATEWAY = Path(sys.executable).with_name("gql-gateway")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _newcomer_env(data_dir: Path) -> dict[str, str]:
@@ -39,7 +33,7 @@ def _newcomer_env(data_dir: Path) -> dict[str, str]:
 
 async def _serve_once(cwd: Path, data_dir: Path) -> str:
     """Start `serve` as `make run` does, wait until it is ready, stop it; its stderr."""
-    port = _free_port()
+    port = free_port()
     log = cwd / f"serve-{port}.log"
     command = [str(GATEWAY), "serve", "--port", str(port)]
     with log.open("wb") as sink:

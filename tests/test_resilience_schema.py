@@ -10,7 +10,6 @@ serves once the database is migrated — without a restart.
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from gql.app import create_app
 from gql.db.engine import driver_dsn
 from gql.db.migrate import alembic_config, expected_revision, upgrade
 from tests.conftest import make_settings, running, session_token
+from tests.helpers import free_port
 
 GATEWAY = str(Path(sys.executable).with_name("gql-gateway"))
 LIST = "{ emailDomains { totalCount } }"
@@ -137,13 +137,6 @@ async def test_a_database_at_an_older_revision_names_both_revisions(empty_databa
         assert gql.json()["errors"][0]["message"] == hint("0002"), gql.text
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _env(url: str) -> dict[str, str]:
     return {
         **os.environ,
@@ -176,7 +169,7 @@ def _stop(process: subprocess.Popen[bytes], log: Path) -> str:
 async def test_serve_logs_the_fix_at_start_up_and_answers_503(
     empty_database: str, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     process = _spawn(["serve", "--port", str(port)], empty_database, log)
     try:

@@ -3,7 +3,6 @@
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,16 +12,9 @@ import asyncpg
 import httpx
 
 from gql.db.engine import driver_dsn
-from tests.helpers import MakeOwner
+from tests.helpers import MakeOwner, free_port
 
 GATEWAY = str(Path(sys.executable).with_name("gql-gateway"))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def _wait_until_ready(url: str, process: subprocess.Popen[bytes]) -> None:
@@ -44,7 +36,7 @@ async def test_sigterm_lets_the_request_in_flight_finish(
 ) -> None:
     owner = await make_owner(["pending"])
     domain = owner.domains[0]
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,

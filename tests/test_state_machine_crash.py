@@ -29,10 +29,11 @@ from gql.app import create_app
 from gql.db.engine import Database
 from tests.conftest import JWT_SECRET, create_domains, running, session_token
 from tests.fakes import FakeAgentMail
+from tests.helpers import free_port
 from tests.lifecycle.invariants import assert_invariants
 from tests.test_lifecycle import lifecycle_settings
 from tests.test_poller import worker_env, worker_process
-from tests.test_serve_shutdown import _free_port, _wait_until_ready
+from tests.test_serve_shutdown import _wait_until_ready
 
 GATEWAY = str(Path(sys.executable).with_name("gql-gateway"))
 WINDOW = timedelta(minutes=60)
@@ -48,6 +49,9 @@ def fake() -> Iterator[FakeAgentMail]:
 async def _no_queued_work(db: Database) -> None:
     async with db.connect() as conn:
         await conn.execute("DELETE FROM procrastinate_jobs")
+        # A worker another test ran this minute has taken the minute's sweep: forget it, so
+        # this test's worker sweeps as it starts, as a worker does on a quiet database.
+        await conn.execute("DELETE FROM procrastinate_periodic_defers")
         await conn.execute(
             "UPDATE email_domains SET status = 'failed', status_reason = 'test_isolation'"
             " WHERE status = 'verifying'"
@@ -64,7 +68,7 @@ async def test_serve_killed_during_many_verify_triggers_leaves_no_domain_without
     for d in domains:
         fake.add_domain(d.domain)
     fake.delay_next(10_000, 2.0, method="POST", path="/v0/domains/*/verify")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     fields = {"DATABASE_URL", "AGENTMAIL_API_KEY", "AGENTMAIL_BASE_URL", "JWT_SECRET", "WORKER"}
     env = {k: v for k, v in os.environ.items() if k.upper() not in fields}

@@ -17,8 +17,9 @@ import pytest
 from tests.conftest import JWT_SECRET
 from tests.dns_server import LoopbackDns
 from tests.fakes import FakeAgentMail, FakeCloudflare
+from tests.helpers import free_port
 from tests.test_lifecycle import User, new_name, new_user
-from tests.test_serve_shutdown import GATEWAY, _free_port, _wait_until_ready
+from tests.test_serve_shutdown import GATEWAY, _wait_until_ready
 from tests.test_zones_publishing import CREATE, PUBLISHED, TOKEN_KEY, operator_zone
 
 CLAIM = "mutation Claim($d: String!) { claimEmailDomain(domain: $d) { id userId status } }"
@@ -69,7 +70,7 @@ async def served(
     database_url: str, providers: tuple[FakeAgentMail, FakeCloudflare, LoopbackDns]
 ) -> AsyncIterator[Served]:
     agentmail, cloudflare, dns = providers
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url,

@@ -4,7 +4,6 @@ the JSON log lines they write."""
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -25,13 +24,6 @@ from gql.db.migrate import upgrade
 T = TypeVar("T")
 
 GATEWAY = str(Path(sys.executable).with_name("gql-gateway"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @asynccontextmanager
