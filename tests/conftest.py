@@ -6,6 +6,7 @@ without it, an embedded server is started in a temporary folder.
 
 import asyncio
 import atexit
+import logging
 import os
 import shutil
 import tempfile
@@ -220,3 +221,32 @@ def session_token(sub: object, *, secret: str = JWT_SECRET, **claims: Any) -> st
     payload: dict[str, Any] = {"sub": str(sub), "exp": datetime.now(UTC) + timedelta(minutes=5)}
     payload.update(claims)
     return jwt.encode({k: v for k, v in payload.items() if v is not None}, secret, "HS256")
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """Put logging back as it was after a test that runs `gql.cli.main` in this process.
+
+    `main` configures logging with a handler on the stderr of the moment (pytest's capture, which
+    closes after the test) and disables the loggers that existed, which later tests would
+    otherwise write into or lose.
+    """
+    root = logging.getLogger()
+    saved_root = (root.level, root.handlers[:])
+    saved = {
+        name: (logger.level, logger.handlers[:], logger.propagate, logger.disabled)
+        for name, logger in logging.Logger.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    yield
+    for handler in root.handlers:
+        if handler not in saved_root[1]:
+            handler.close()
+    root.setLevel(saved_root[0])
+    root.handlers[:] = saved_root[1]
+    for name, (level, handlers, propagate, disabled) in saved.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
+        logger.propagate = propagate
+        logger.disabled = disabled

@@ -9,6 +9,8 @@ import pytest
 from gql.cli import main
 from tests.helpers import RunCli
 
+pytestmark = pytest.mark.usefixtures("restored_logging")
+
 
 @pytest.fixture
 def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> RunCli:

@@ -4,6 +4,8 @@ import pytest
 
 from gql.cli import main
 
+pytestmark = pytest.mark.usefixtures("restored_logging")
+
 
 @pytest.mark.parametrize("value", ["0", "-1", "two"])
 def test_serve_refuses_a_worker_count_that_is_not_a_positive_number(
