@@ -133,7 +133,9 @@ async def test_the_worker_comes_back_after_a_restart_and_readyz_says_when_it_is_
             body = await graphql(client, ONE, headers, id=domain_id)
             return bool(body["data"]["emailDomain"]["status"] == "VERIFIED")
 
-        await wait_until(verified, within=20, every=0.2)
+        # A bound on a background path (a check queued, picked up, answered), generous because
+        # it is no timing claim: a loaded two-core machine has taken longer than 20 s.
+        await wait_until(verified, within=60, every=0.2)
 
 
 # --- finding: a restart under load gave 500s and a dropped connection -----------------------
