@@ -22,9 +22,6 @@ _DROP_RELEASED = compile_statement(
     )
     .returning(*t.c)
 )
-_RELEASED = compile_statement(
-    sa.select(t.c.id).where(t.c.id == sa.bindparam("domain_id"), t.c.released_at.is_not(None))
-)
 
 
 async def holder(conn: asyncpg.Connection, *, domain: str) -> DomainRecord | None:
@@ -39,7 +36,3 @@ async def drop_released(
     """Delete the user's row of `domain` that lost the name to a claim; the deleted row."""
     row = await _DROP_RELEASED.fetchrow(conn, owner_id=user_id, name=domain)
     return None if row is None else to_record(row)
-
-
-async def is_released(conn: asyncpg.Connection, *, domain_id: uuid.UUID) -> bool:
-    return await _RELEASED.fetchrow(conn, domain_id=domain_id) is not None
